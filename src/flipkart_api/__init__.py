@@ -1,0 +1,78 @@
+"""flipkart-api: a storefront API. `create_app()` builds it; nothing happens at import."""
+
+from __future__ import annotations
+
+import logging
+
+from apiflask import APIFlask
+from flask import Response, request
+
+from . import cache, db, errors, logs, openapi
+from .settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+API_TITLE = "flipkart-api"
+API_VERSION = "0.1.0"
+
+
+def create_app(settings: Settings | None = None) -> APIFlask:
+    """The application factory: settings -> extensions -> blueprints -> hooks."""
+    settings = settings or load_settings()
+    logs.configure_logging(settings.log_level)
+    app = APIFlask(__name__, title=API_TITLE, version=API_VERSION, docs_path="/docs")
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.effective_secret_key,
+        SPEC_FORMAT="json",
+        DOCS_FAVICON=None,
+        # Bodies above this get a 413 problem, not a worker tied up parsing them.
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        JSON_SORT_KEYS=False,
+        INFO={"description": "A storefront API: catalog, search, users. Money is integer paise."},
+    )
+    errors.init_app(app)
+    openapi.init_app(app)
+    logs.init_app(app)
+    db.init_app(app, settings)
+    cache.init_app(app, settings)
+    _register_blueprints(app)
+    app.after_request(_conditional_get)
+    _announce(settings)
+    return app
+
+
+def _register_blueprints(app: APIFlask) -> None:
+    from .auth.routes import bp as auth_bp
+    from .catalog.routes import bp as catalog_bp
+    from .health import bp as health_bp
+
+    for bp in (health_bp, auth_bp, catalog_bp):
+        app.register_blueprint(bp)
+
+
+def _conditional_get(response: Response) -> Response:
+    """ETag every successful GET and answer If-None-Match with 304."""
+    if request.method == "GET" and response.status_code == 200 and not response.is_streamed:
+        if "ETag" not in response.headers and response.mimetype == "application/json":
+            response.add_etag()
+        response.make_conditional(request)
+    return response
+
+
+def _announce(settings: Settings) -> None:
+    """Say once, loudly, which mode this is; warn about in-process caching in production."""
+    database = "SQLite" if settings.uses_sqlite else "PostgreSQL"
+    cache_kind = "Redis" if settings.redis_url else "in-process cache"
+    if settings.is_development and settings.uses_sqlite and not settings.redis_url:
+        log.info(
+            "development mode: SQLite at %s, in-process cache, dev-only secret key "
+            "(set DATABASE_URL / REDIS_URL / APP_ENV=production for real deployments)",
+            settings.effective_database_url.removeprefix("sqlite:///"),
+        )
+    else:
+        log.info("%s mode: %s, %s", settings.app_env, database, cache_kind)
+    if settings.app_env == "production" and not settings.redis_url:
+        log.warning(
+            "REDIS_URL is not set: caching in-process (one worker per replica keeps it coherent)"
+        )

@@ -1,0 +1,1 @@
+"""Categories and products: browsing, search and admin management."""

@@ -1,0 +1,93 @@
+"""HTTP endpoints for categories and products (thin: validate, call the service, send)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+from flask import url_for
+
+from ..auth.routes import bearer
+from ..responses import json_bytes
+from . import service
+from .schemas import (
+    CategoryIn,
+    CategoryList,
+    CategoryOut,
+    ProductIn,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    ProductQuery,
+)
+
+bp = APIBlueprint("catalog", __name__, url_prefix="/api/v1", tag="Catalog")
+
+
+@bp.get("/categories")
+@bp.output(CategoryList)
+def list_categories() -> Any:
+    """The whole category tree, flat."""
+    body, status = service.list_categories()
+    return json_bytes(body, cache_status=status)
+
+
+@bp.post("/categories")
+@bp.auth_required(bearer, roles=["admin"])
+@bp.input(CategoryIn, arg_name="data")
+@bp.output(CategoryOut, status_code=201)
+@bp.doc(responses=[409, 422])
+def create_category(data: CategoryIn) -> Any:
+    """Create a category (admin)."""
+    return CategoryOut.model_validate(service.create_category(data))
+
+
+@bp.get("/products")
+@bp.input(ProductQuery, location="query", arg_name="query")
+@bp.output(ProductPage)
+@bp.doc(responses=[422])
+def list_products(query: ProductQuery) -> Any:
+    """Search, filter, sort and page through products (keyset pagination)."""
+    body, status = service.list_products(query)
+    return json_bytes(body, cache_status=status)
+
+
+@bp.get("/products/<int:product_id>")
+@bp.output(ProductOut)
+@bp.doc(responses=[404])
+def get_product(product_id: int) -> Any:
+    """One product."""
+    body, status = service.get_product(product_id)
+    return json_bytes(body, cache_status=status)
+
+
+@bp.post("/products")
+@bp.auth_required(bearer, roles=["admin"])
+@bp.input(ProductIn, arg_name="data")
+@bp.output(ProductOut, status_code=201)
+@bp.doc(responses=[409, 422])
+def create_product(data: ProductIn) -> Any:
+    """Create a product (admin)."""
+    product = service.create_product(data)
+    location = url_for("catalog.get_product", product_id=product.id)
+    return ProductOut.model_validate(product), 201, {"Location": location}
+
+
+@bp.patch("/products/<int:product_id>")
+@bp.auth_required(bearer, roles=["admin"])
+@bp.input(ProductPatch, arg_name="data")
+@bp.output(ProductOut)
+@bp.doc(responses=[404, 409, 422])
+def update_product(product_id: int, data: ProductPatch) -> Any:
+    """Change some fields of a product (admin)."""
+    return ProductOut.model_validate(service.update_product(product_id, data))
+
+
+@bp.delete("/products/<int:product_id>")
+@bp.auth_required(bearer, roles=["admin"])
+@bp.output({}, status_code=204)
+@bp.doc(responses=[404])
+def delete_product(product_id: int) -> Any:
+    """Delete a product (admin)."""
+    service.delete_product(product_id)
+    return ""

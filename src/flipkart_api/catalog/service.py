@@ -1,0 +1,204 @@
+"""Catalog use cases: cached reads as ready-to-send bytes, and writes that invalidate them."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import db
+from ..cache import CacheStatus, cache
+from ..errors import Conflict, InvalidInput, NotFound
+from .models import Category, Product
+from .schemas import (
+    CategoryIn,
+    CategoryList,
+    CategoryOut,
+    ProductIn,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    ProductQuery,
+)
+from .search import build_query, encode_cursor
+
+# Every list (products, categories) lives in this namespace; a write bumps its generation.
+CATALOG = "catalog"
+
+
+def slugify(text: str, max_length: int = 200) -> str:
+    """ASCII, lower-case, hyphen-separated."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:max_length].strip("-")
+
+
+def _product_key(product_id: int) -> str:
+    return f"product:{product_id}"
+
+
+def _invalidate(product_id: int | None = None) -> None:
+    """After a commit: drop the product's detail (if any) and every list."""
+    keys = [_product_key(product_id)] if product_id is not None else []
+    cache().invalidate(keys=keys, generations=[CATALOG])
+
+
+# -- categories ----------------------------------------------------------------
+def _all_categories() -> list[Category]:
+    return list(db.session().scalars(select(Category).order_by(Category.id)))
+
+
+def list_categories() -> tuple[bytes, CacheStatus]:
+    """The flat category tree as JSON bytes."""
+
+    def load() -> bytes:
+        items = [CategoryOut.model_validate(c) for c in _all_categories()]
+        return CategoryList(items=items).model_dump_json().encode()
+
+    return cache().read_through(f"categories:{cache().generation(CATALOG)}", load)
+
+
+def create_category(data: CategoryIn) -> Category:
+    """Add a category under an existing parent; the slug must be unique."""
+    sess = db.session()
+    slug = data.slug or slugify(data.name, 100)
+    if not slug:
+        raise InvalidInput("slug", "cannot derive a slug from this name; send one")
+    if data.parent_id is not None and sess.get(Category, data.parent_id) is None:
+        raise InvalidInput("parent_id", "no such category")
+    category = Category(name=data.name, slug=slug, parent_id=data.parent_id)
+    sess.add(category)
+    try:
+        sess.commit()
+    except IntegrityError:
+        sess.rollback()
+        raise Conflict(f"A category with slug '{slug}' already exists.") from None
+    _invalidate()
+    return category
+
+
+def descendant_ids(slug: str) -> list[int]:
+    """The category with this slug and all below it; 422 for an unknown slug."""
+    categories = _all_categories()
+    root = next((c for c in categories if c.slug == slug), None)
+    if root is None:
+        raise InvalidInput("category", "no such category")
+    children: dict[int | None, list[int]] = {}
+    for c in categories:
+        children.setdefault(c.parent_id, []).append(c.id)
+    found, frontier = [root.id], [root.id]
+    while frontier:
+        frontier = [child for parent in frontier for child in children.get(parent, [])]
+        found.extend(frontier)
+    return found
+
+
+# -- product reads ---------------------------------------------------------------
+def get_product(product_id: int) -> tuple[bytes, CacheStatus]:
+    """One product as JSON bytes; 404 when absent."""
+
+    def load() -> bytes:
+        product = db.session().get(Product, product_id)
+        if product is None:
+            raise NotFound(f"Product {product_id} does not exist.")
+        return ProductOut.model_validate(product).model_dump_json().encode()
+
+    return cache().read_through(_product_key(product_id), load)
+
+
+def list_products(query: ProductQuery) -> tuple[bytes, CacheStatus]:
+    """One page of products matching the query, as JSON bytes."""
+    canonical = query.model_dump_json(exclude_none=True).encode()
+    digest = hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+    def load() -> bytes:
+        return _load_page(query).model_dump_json().encode()
+
+    return cache().read_through(f"products:{cache().generation(CATALOG)}:{digest}", load)
+
+
+def _load_page(query: ProductQuery) -> ProductPage:
+    sess = db.session()
+    category_ids = descendant_ids(query.category) if query.category else None
+    stmt, _order = build_query(query, sess.get_bind().dialect.name, category_ids)
+    rows = sess.execute(stmt).unique().all()
+    page, more = rows[: query.limit], len(rows) > query.limit
+    next_cursor = None
+    if more and page:
+        last_product, last_key = page[-1]
+        next_cursor = encode_cursor(query.effective_sort, last_key, last_product.id)
+    return ProductPage(
+        items=[ProductOut.model_validate(p) for p, _ in page], next_cursor=next_cursor
+    )
+
+
+# -- product writes --------------------------------------------------------------
+def _category_by_slug(slug: str) -> Category:
+    category = db.session().scalar(select(Category).where(Category.slug == slug))
+    if category is None:
+        raise InvalidInput("category", "no such category")
+    return category
+
+
+def _commit_product(product: Product) -> None:
+    try:
+        db.session().commit()
+    except IntegrityError:
+        db.session().rollback()
+        raise Conflict(f"A product with sku '{product.sku}' already exists.") from None
+
+
+def create_product(data: ProductIn) -> Product:
+    """Add a product; 409 for a duplicate sku."""
+    fields: dict[str, Any] = data.model_dump(exclude={"category", "images"})
+    product = Product(
+        **fields,
+        slug=_product_slug(data.name, data.sku),
+        category=_category_by_slug(data.category),
+        images=[str(url) for url in data.images],
+        currency="INR",
+    )
+    db.session().add(product)
+    _commit_product(product)
+    _invalidate(product.id)
+    return product
+
+
+def _product_slug(name: str, sku: str) -> str:
+    # The sku suffix keeps slugs unique without a lookup.
+    return f"{slugify(name, 190)}-{slugify(sku, 64)}".strip("-")
+
+
+def update_product(product_id: int, data: ProductPatch) -> Product:
+    """Change the fields sent; keep price <= mrp against stored values."""
+    product = db.session().get(Product, product_id)
+    if product is None:
+        raise NotFound(f"Product {product_id} does not exist.")
+    changes = data.model_dump(exclude_unset=True)
+    if "category" in changes:
+        product.category = _category_by_slug(changes.pop("category"))
+    if "images" in changes:
+        product.images = [str(url) for url in changes.pop("images")]
+    for name, value in changes.items():
+        setattr(product, name, value)
+    if product.price > product.mrp:
+        raise InvalidInput("price", "price must not exceed mrp")
+    if "name" in changes or "sku" in changes:
+        product.slug = _product_slug(product.name, product.sku)
+    _commit_product(product)
+    _invalidate(product.id)
+    return product
+
+
+def delete_product(product_id: int) -> None:
+    """Remove a product; later reads give 404."""
+    sess = db.session()
+    product = sess.get(Product, product_id)
+    if product is None:
+        raise NotFound(f"Product {product_id} does not exist.")
+    sess.delete(product)
+    sess.commit()
+    _invalidate(product_id)

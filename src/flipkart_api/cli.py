@@ -1,0 +1,102 @@
+"""The `flipkart-api` command: migrate, seed, create-admin, serve, healthcheck."""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.error
+import urllib.request
+
+import click
+from sqlalchemy import func, select
+
+from . import create_app, db
+from .settings import ConfigError, Settings, load_settings
+
+
+def _settings() -> Settings:
+    """Settings or a clear message and exit code 2 (never a traceback for bad config)."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+def main() -> None:
+    """flipkart-api: a storefront API."""
+
+
+@main.command()
+def migrate() -> None:
+    """Upgrade the database schema to the latest revision (safe to run from many replicas)."""
+    from .migrate import upgrade
+
+    settings = _settings()
+    if settings.uses_sqlite:
+        settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    click.echo("database schema is at the latest revision")
+
+
+@main.command()
+@click.option("--products", default=1000, show_default=True, type=click.IntRange(0, 5_000_000))
+@click.option("--if-empty", is_flag=True, help="Do nothing when any product exists.")
+def seed(products: int, if_empty: bool) -> None:
+    """Load the deterministic demo catalog (idempotent: re-running adds only what is missing)."""
+    from .catalog.models import Product
+    from .catalog.seed import seed_catalog
+
+    app = create_app(_settings())
+    with app.app_context():
+        sess = db.session()
+        if if_empty and sess.scalar(select(func.count()).select_from(Product)):
+            click.echo("catalog already has products; not seeding")
+            return
+        step = max(products // 10, 50_000)
+
+        def progress(done: int) -> None:
+            if done % step == 0 or done == products:
+                click.echo(f"  {done:,}/{products:,} products")
+
+        added = seed_catalog(sess, products, progress)
+        cache = app.extensions["cache"]
+        cache.invalidate(generations=["catalog"])
+    click.echo(f"seeded: {added:,} new products")
+
+
+@main.command("create-admin")
+@click.option("--email", required=True)
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--name", default="Admin", show_default=True)
+def create_admin(email: str, password: str, name: str) -> None:
+    """Create an admin, or promote an existing user (idempotent)."""
+    from .auth.service import create_admin as create
+
+    if len(password) < 8:
+        raise click.BadParameter("at least 8 characters", param_hint="--password")
+    app = create_app(_settings())
+    with app.app_context():
+        user, created = create(db.session(), email, password, name)
+    click.echo(f"{'created' if created else 'promoted'} admin {user.email} (id {user.id})")
+
+
+@main.command()
+def serve() -> None:
+    """Run gunicorn with the project's config (WEB_CONCURRENCY sets workers)."""
+    _settings()  # fail fast with a clear message before gunicorn forks workers
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:flipkart_api.gunicorn_conf"]
+    os.execv(sys.executable, [*argv, "flipkart_api.wsgi:app"])  # noqa: S606 - fixed argv
+
+
+@main.command()
+@click.option("--url", default=None, help="Defaults to http://127.0.0.1:$PORT/livez")
+def healthcheck(url: str | None) -> None:
+    """Exit 0 when the service answers /livez (for container HEALTHCHECKs; needs no curl)."""
+    url = url or f"http://127.0.0.1:{_settings().port}/livez"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - our own URL
+            sys.exit(0 if response.status == 200 else 1)
+    except (urllib.error.URLError, OSError):
+        sys.exit(1)

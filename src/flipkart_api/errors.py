@@ -1,0 +1,151 @@
+"""One error shape (RFC 9457 problem+json) for every error, and domain exceptions -> status."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from apiflask import APIFlask
+from apiflask.exceptions import HTTPError
+from flask import Request, Response
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import BadRequest, HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class DomainError(Exception):
+    """Base of the errors services raise; `status` is mapped here, nowhere else."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    """The resource does not exist (or the caller may not know it exists)."""
+
+    status = HTTPStatus.NOT_FOUND
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state (duplicate, out of stock, bad transition)."""
+
+    status = HTTPStatus.CONFLICT
+
+
+class Unauthorized(DomainError):
+    """Missing or bad credentials."""
+
+    status = HTTPStatus.UNAUTHORIZED
+
+
+class InvalidInput(DomainError):
+    """Input that passed the schema but breaks a rule only the service can check."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.errors = [{"field": field, "message": message}]
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Build an application/problem+json response."""
+    phrase = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    response = Response(orjson.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _validation_errors(detail: Any) -> list[dict[str, str]]:
+    """Flatten apiflask's {location: {field: [messages]}} into [{field, message}]."""
+    errors: list[dict[str, str]] = []
+    for fields in (detail or {}).values():
+        if not isinstance(fields, dict):
+            continue
+        for field, messages in fields.items():
+            for message in messages if isinstance(messages, list) else [messages]:
+                errors.append({"field": str(field), "message": str(message)})
+    return errors
+
+
+def _http_error(error: HTTPError) -> Response:
+    """apiflask's errors: validation (422), auth (401/403), abort() and routing errors."""
+    headers = {k: str(v) for k, v in dict(error.headers or {}).items()}
+    if error.status_code == HTTPStatus.UNPROCESSABLE_ENTITY:
+        errors = _validation_errors(error.detail)
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
+        return problem(422, summary or "Invalid input.", errors=errors, headers=headers)
+    detail = error.message if error.message else HTTPStatus(error.status_code).description
+    if error.status_code in (401, 403) and error.message in ("Unauthorized", "Forbidden"):
+        detail = HTTPStatus(error.status_code).description
+    return problem(error.status_code, detail, headers=headers)
+
+
+def _domain_error(error: DomainError) -> Response:
+    errors = getattr(error, "errors", None)
+    return problem(int(error.status), error.detail, errors=errors)
+
+
+def _werkzeug_error(error: HTTPException) -> Response:
+    """Routing 404/405, 413, malformed JSON (400) and friends, without HTML."""
+    code = error.code or 500
+    headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}
+    if code >= 500:
+        log.error("unhandled error", exc_info=getattr(error, "original_exception", error))
+        return problem(code, "The server could not complete the request.")
+    detail = error.description if isinstance(error, MalformedJSON) else HTTPStatus(code).description
+    return problem(code, detail, headers=headers)
+
+
+class MalformedJSON(BadRequest):
+    """A request body that does not parse as JSON."""
+
+    description = "The request body is not valid JSON."
+
+
+class APIRequest(Request):
+    """Flask's request, with a JSON parse failure that says what it is."""
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        """Raise MalformedJSON instead of a generic 400 (the parser's text is not shown)."""
+        raise MalformedJSON()
+
+
+def _database_unavailable(error: Exception) -> Response:
+    """The database is down, restarting or saturated: fail fast and say so, never a 500."""
+    log.warning("database unavailable: %s", type(error).__name__)
+    return problem(503, "The database is temporarily unavailable.", headers={"Retry-After": "2"})
+
+
+def init_app(app: APIFlask) -> None:
+    """Route every error through one of the handlers above."""
+    app.request_class = APIRequest
+    app.error_processor(_http_error)
+    app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(HTTPException, _werkzeug_error)
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(PoolTimeout, _database_unavailable)

@@ -1,0 +1,118 @@
+"""The tutorial's `/` and the probes: /health, /livez, /readyz. No exception text ever leaves."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import orjson
+from apiflask import APIBlueprint
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import db, migrate
+from .cache import CacheStatus, cache
+from .responses import json_bytes
+
+log = logging.getLogger(__name__)
+bp = APIBlueprint("health", __name__, tag="Health")
+
+TUTORIAL_KEY = "tutorial:db_version"  # one key, as in the tutorial
+
+
+class TutorialOut(BaseModel):
+    """Where the answer came from, and the database server's version string."""
+
+    message: Literal["From Database!", "From Redis Cache!"]
+    data: str
+
+
+class Checks(BaseModel):
+    """Per-dependency result."""
+
+    database: Literal["ok", "unavailable"]
+    cache: Literal["ok", "unavailable"]
+
+
+class HealthOut(BaseModel):
+    """Overall status: healthy, degraded (cache down) or unhealthy (database down)."""
+
+    status: Literal["healthy", "degraded", "unhealthy"]
+    checks: Checks
+
+
+class ProbeOut(BaseModel):
+    """A probe's answer."""
+
+    status: Literal["ok", "unavailable"]
+
+
+def _json_503(description: str, schema: str) -> Any:
+    """OpenAPI for a 503 that carries the same JSON body as the 200."""
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    return {503: {"description": description, "content": {"application/json": {"schema": ref}}}}
+
+
+def _server_version() -> bytes:
+    with db.engine().connect() as conn:
+        if conn.dialect.name == "sqlite":
+            return ("SQLite " + str(conn.scalar(text("SELECT sqlite_version()")))).encode()
+        return str(conn.scalar(text("SELECT version()"))).encode()
+
+
+@bp.get("/")
+@bp.output(TutorialOut)
+def index() -> Any:
+    """The tutorial's endpoint: the database version, cached for CACHE_TTL_SECONDS."""
+    version, status = cache().read_through(TUTORIAL_KEY, _server_version)
+    message = "From Redis Cache!" if status is CacheStatus.HIT else "From Database!"
+    body = orjson.dumps({"message": message, "data": version.decode()})
+    return json_bytes(body, cache_status=status)
+
+
+def _database_ok() -> bool:
+    try:
+        with db.engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        log.warning("health: database check failed: %s", type(exc).__name__)
+        return False
+    return True
+
+
+@bp.get("/health")
+@bp.output(HealthOut)
+@bp.doc(responses=_json_503("Database unavailable", "HealthOut"))
+def health() -> Any:
+    """Dependency health: 200 healthy/degraded, 503 when the database is down."""
+    database_ok, cache_ok = _database_ok(), cache().ping()
+    status = "healthy" if database_ok and cache_ok else "degraded" if database_ok else "unhealthy"
+    checks = {
+        "database": "ok" if database_ok else "unavailable",
+        "cache": "ok" if cache_ok else "unavailable",
+    }
+    body = orjson.dumps({"status": status, "checks": checks})
+    return json_bytes(body, status=200 if database_ok else 503)
+
+
+@bp.get("/livez")
+@bp.output(ProbeOut)
+def livez() -> Any:
+    """Liveness: the process answers. Touches no dependency."""
+    return json_bytes(b'{"status":"ok"}')
+
+
+@bp.get("/readyz")
+@bp.output(ProbeOut)
+@bp.doc(responses=_json_503("Not ready", "ProbeOut"))
+def readyz() -> Any:
+    """Readiness: the database answers and its schema is at the latest migration."""
+    try:
+        ready = migrate.current_revision(db.engine()) == migrate.head_revision()
+    except SQLAlchemyError as exc:
+        log.warning("readyz: database check failed: %s", type(exc).__name__)
+        ready = False
+    if ready:
+        return json_bytes(b'{"status":"ok"}')
+    return json_bytes(b'{"status":"unavailable"}', status=503)

@@ -1,0 +1,104 @@
+"""The one settings object: read once from the environment, validated, then passed around."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Known-bad secrets: the dev default and the usual copy-paste placeholders.
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
+PLACEHOLDER_SECRETS = frozenset(
+    {DEV_SECRET_KEY, "changeme", "change-me", "secret", "your-secret-key", "please-change-me"}
+)
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(Exception):
+    """The environment describes a configuration the service refuses to run with."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; names match the environment variables (upper case)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    app_env: Literal["development", "production", "test"] = "development"
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str | None = None
+    cache_ttl_seconds: int = Field(default=300, ge=1)
+    # Up to this fraction of the TTL is added at random so hot keys do not expire together.
+    cache_ttl_jitter: float = Field(default=0.1, ge=0, le=1)
+    # Redis is a cache: a slow one must cost a request ~100 ms at most, never a timeout.
+    redis_timeout_seconds: float = Field(default=0.1, gt=0)
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_connect_timeout_seconds: int = Field(default=2, ge=1)
+    jwt_expires_seconds: int = Field(default=3600, ge=60)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    host: str = "0.0.0.0"  # noqa: S104 - inside a container the app must listen on all interfaces
+    port: int = Field(default=5000, ge=1, le=65535)
+    web_concurrency: int = Field(default=2, ge=1)
+    web_threads: int = Field(default=4, ge=1)
+    instance_dir: Path = Path("instance")
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        """Production never falls back: no database URL or a weak secret is fatal."""
+        if self.app_env != "production":
+            return self
+        if not self.database_url:
+            raise ConfigError("APP_ENV=production requires DATABASE_URL")
+        secret = self.secret_key or ""
+        if secret in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"APP_ENV=production requires SECRET_KEY of at least {MIN_SECRET_LENGTH} random "
+                "characters: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        """True for the embedded default (SQLite + in-process cache) unless URLs are given."""
+        return self.app_env == "development"
+
+    @property
+    def effective_database_url(self) -> str:
+        """DATABASE_URL, or the development SQLite file under the instance directory."""
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{(self.instance_dir / 'flipkart.sqlite3').resolve()}"
+
+    @property
+    def effective_secret_key(self) -> str:
+        """SECRET_KEY, or the dev-only key outside production (production refuses that)."""
+        return self.secret_key or DEV_SECRET_KEY
+
+    @property
+    def uses_sqlite(self) -> bool:
+        """True when the database is the embedded SQLite file."""
+        return self.effective_database_url.startswith("sqlite")
+
+
+def normalise_database_url(url: str) -> str:
+    """Point plain postgres:// URLs (as Heroku/compose users write them) at psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; keyword overrides win (used by tests)."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        # pydantic wraps ConfigError raised inside a validator; unwrap it for a clean message.
+        cause = exc.__cause__ or exc
+        raise ConfigError(str(cause)) from exc

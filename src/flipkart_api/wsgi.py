@@ -1,0 +1,7 @@
+"""The WSGI entry point for gunicorn: `flipkart_api.wsgi:app`."""
+
+from __future__ import annotations
+
+from . import create_app
+
+app = create_app()

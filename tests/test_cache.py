@@ -1,0 +1,195 @@
+"""Cache-aside: hits, invalidation on writes, ETags, single flight, and Redis failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event
+
+from flipkart_api import create_app
+from flipkart_api.catalog.seed import seed_catalog
+from flipkart_api.db import session
+from flipkart_api.settings import load_settings
+
+from . import servers
+from .conftest import ADMIN, bearer, reset_postgres, sqlite_settings
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_detail_miss_then_hit(seeded: Flask, client: FlaskClient) -> None:
+    first = client.get("/api/v1/products/3")
+    second = client.get("/api/v1/products/3")
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+    assert first.get_data() == second.get_data()
+
+
+def test_tutorial_root_uses_the_cache(seeded: Flask, client: FlaskClient) -> None:
+    first, second = client.get("/").get_json(), client.get("/").get_json()
+    assert first["message"] == "From Database!"
+    assert second["message"] == "From Redis Cache!"
+    assert first["data"] == second["data"]
+    assert first["data"].startswith(("PostgreSQL", "SQLite"))
+
+
+def test_writes_are_never_followed_by_stale_reads(
+    seeded: Flask, client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    listing = "/api/v1/products?category=mobiles&sort=price&limit=100"
+    client.get("/api/v1/products/5")
+    client.get(listing)
+    assert client.get("/api/v1/products/5").headers["X-Cache"] == "HIT"
+    assert client.get(listing).headers["X-Cache"] == "HIT"
+
+    client.patch(
+        "/api/v1/products/5", json={"stock": 0, "category": "mobiles"}, headers=admin_headers
+    )
+    detail = client.get("/api/v1/products/5")
+    assert detail.headers["X-Cache"] == "MISS"
+    assert detail.get_json()["stock"] == 0
+    assert detail.get_json()["in_stock"] is False
+    row = next(p for p in client.get(listing).get_json()["items"] if p["id"] == 5)
+    assert row["stock"] == 0
+
+    client.delete("/api/v1/products/5", headers=admin_headers)
+    assert client.get("/api/v1/products/5").status_code == 404
+    assert all(p["id"] != 5 for p in client.get(listing).get_json()["items"])
+
+
+def test_etag_and_304(seeded: Flask, client: FlaskClient) -> None:
+    first = client.get("/api/v1/products/2")
+    etag = first.headers["ETag"]
+    again = client.get("/api/v1/products/2", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.get_data() == b""
+    other = client.get("/api/v1/products/2", headers={"If-None-Match": '"something-else"'})
+    assert other.status_code == 200
+
+
+def _count_product_queries(app: Flask) -> list[str]:
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if "FROM products" in statement:
+            statements.append(statement)
+
+    event.listen(app.extensions["db_engine"], "before_cursor_execute", record)
+    return statements
+
+
+def test_concurrent_misses_cause_one_query(seeded: Flask) -> None:
+    statements = _count_product_queries(seeded)
+    barrier = threading.Barrier(8)
+    results: list[tuple[int, str]] = []
+
+    def fetch() -> None:
+        client = seeded.test_client()
+        barrier.wait()
+        response = client.get("/api/v1/products/7")
+        results.append((response.status_code, response.headers["X-Cache"]))
+
+    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [code for code, _ in results] == [200] * 8
+    assert sorted(status for _, status in results).count("MISS") == 1
+    assert len(statements) == 1
+
+
+# -- Redis failures (PostgreSQL + a Redis of the test's own) -------------------------------
+@pytest.fixture
+def own_redis() -> Iterator[servers.RedisServer]:
+    """A Redis this test may stop, freeze and restart."""
+    try:
+        server = servers.start_redis()
+    except servers.ServerUnavailable as exc:
+        pytest.fail(str(exc)) if os.environ.get("CI") == "true" else pytest.skip(str(exc))
+    yield server
+    if server.process.poll() is None:
+        os.kill(server.pid, signal.SIGCONT)  # in case the test froze it
+    server.stop()
+
+
+@pytest.fixture
+def pg_app(pg_url: str, own_redis: servers.RedisServer) -> Iterator[Flask]:
+    """A seeded app on PostgreSQL whose Redis the test controls."""
+    reset_postgres(pg_url, own_redis.url())
+    app = create_app(load_settings(app_env="test", database_url=pg_url, redis_url=own_redis.url()))
+    with app.app_context():
+        seed_catalog(session(), 30)
+    yield app
+    app.extensions["db_engine"].dispose()
+
+
+def test_redis_down_bypasses_then_resumes(pg_app: Flask, own_redis: servers.RedisServer) -> None:
+    client = pg_app.test_client()
+    assert client.get("/api/v1/products/1").headers["X-Cache"] == "MISS"
+    own_redis.halt()
+    for url in ("/api/v1/products/1", "/api/v1/products?limit=5", "/api/v1/categories", "/"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.headers["X-Cache"] == "BYPASS", url
+    health = client.get("/health")
+    assert health.status_code == 200
+    assert health.get_json() == {
+        "status": "degraded",
+        "checks": {"database": "ok", "cache": "unavailable"},
+    }
+    own_redis.restart()
+    deadline = time.monotonic() + 5
+    statuses = []
+    while time.monotonic() < deadline:
+        statuses.append(client.get("/api/v1/products/1").headers["X-Cache"])
+        if statuses[-1] == "HIT":
+            break
+        time.sleep(0.1)
+    assert statuses[-1] == "HIT", statuses
+    assert client.get("/health").get_json()["status"] == "healthy"
+
+
+def test_frozen_redis_costs_little_and_writes_during_it_are_not_lost(
+    pg_app: Flask, own_redis: servers.RedisServer
+) -> None:
+    """A hung Redis (SIGSTOP) keeps its data: the invalidation must be replayed afterwards."""
+    client = pg_app.test_client()
+    with pg_app.app_context():
+        from flipkart_api.auth.service import create_admin
+
+        create_admin(session(), ADMIN["email"], ADMIN["password"])
+    headers = bearer(client, ADMIN["email"], ADMIN["password"])
+    client.get("/api/v1/products/4")
+    assert client.get("/api/v1/products/4").headers["X-Cache"] == "HIT"
+
+    os.kill(own_redis.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    slow = client.get("/api/v1/products/4")
+    assert slow.status_code == 200
+    assert slow.headers["X-Cache"] == "BYPASS"
+    assert time.monotonic() - started < 1.0
+    patched = client.patch("/api/v1/products/4", json={"stock": 123}, headers=headers)
+    assert patched.status_code == 200
+    os.kill(own_redis.pid, signal.SIGCONT)
+
+    time.sleep(1.1)  # let the breaker close
+    after = client.get("/api/v1/products/4")
+    assert after.get_json()["stock"] == 123, "a stale cached value survived the outage"
+
+
+def test_sqlite_dev_mode_runs_without_any_server(tmp_path: Path, sqlite_template: Path) -> None:
+    app = create_app(sqlite_settings(tmp_path, sqlite_template))
+    with app.app_context():
+        seed_catalog(session(), 5)
+    client = app.test_client()
+    assert client.get("/health").get_json()["checks"] == {"database": "ok", "cache": "ok"}
+    assert client.get("/api/v1/products/1").headers["X-Cache"] == "MISS"
+    assert client.get("/api/v1/products/1").headers["X-Cache"] == "HIT"

@@ -1,0 +1,255 @@
+"""Categories and products: the public contract, on both backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from .conftest import SEED_PRODUCTS
+
+NEW_PRODUCT = {
+    "sku": "TEST-PHONE-1",
+    "name": "Acme Nova 5G (Ocean Blue, 128 GB)",
+    "description": "A test phone with a 5000 mAh battery.",
+    "brand": "Acme",
+    "category": "mobiles",
+    "price": 1_499_900,
+    "mrp": 1_999_900,
+    "stock": 7,
+    "images": ["https://img.example.in/acme/nova.jpg"],
+}
+
+
+def walk(client: FlaskClient, query: str) -> list[dict[str, Any]]:
+    """Every item of every page of a product listing."""
+    items: list[dict[str, Any]] = []
+    url = f"/api/v1/products?{query}"
+    for _ in range(1000):
+        response = client.get(url)
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        items.extend(body["items"])
+        if body["next_cursor"] is None:
+            return items
+        url = f"/api/v1/products?{query}&cursor={body['next_cursor']}"
+    raise AssertionError("pagination did not end")
+
+
+# -- categories ---------------------------------------------------------------------
+def test_categories_flat_tree(seeded: Flask, client: FlaskClient) -> None:
+    items = client.get("/api/v1/categories").get_json()["items"]
+    by_slug = {c["slug"]: c for c in items}
+    assert by_slug["mobiles"]["parent_id"] == by_slug["electronics"]["id"]
+    assert by_slug["electronics"]["parent_id"] is None
+    assert set(items[0]) == {"id", "slug", "name", "parent_id"}
+
+
+def test_create_category_rules(
+    seeded: Flask,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    customer_headers: dict[str, str],
+) -> None:
+    parent = {c["slug"]: c["id"] for c in client.get("/api/v1/categories").get_json()["items"]}
+    body = {"name": "Smart Watches", "parent_id": parent["electronics"]}
+    assert client.post("/api/v1/categories", json=body).status_code == 401
+    assert client.post("/api/v1/categories", json=body, headers=customer_headers).status_code == 403
+    created = client.post("/api/v1/categories", json=body, headers=admin_headers)
+    assert created.status_code == 201
+    assert created.get_json()["slug"] == "smart-watches"
+    again = client.post("/api/v1/categories", json=body, headers=admin_headers)
+    assert again.status_code == 409
+    orphan = client.post(
+        "/api/v1/categories", json={"name": "X", "parent_id": 999_999}, headers=admin_headers
+    )
+    assert orphan.status_code == 422
+    slugs = [c["slug"] for c in client.get("/api/v1/categories").get_json()["items"]]
+    assert "smart-watches" in slugs  # the cached list was invalidated by the write
+
+
+# -- product reads ---------------------------------------------------------------------
+def test_product_shape_and_money(seeded: Flask, client: FlaskClient) -> None:
+    product = client.get("/api/v1/products/1").get_json()
+    assert set(product) == {
+        "id", "sku", "slug", "name", "description", "brand", "category", "price", "mrp",
+        "discount_percent", "currency", "stock", "in_stock", "rating", "images",
+        "created_at", "updated_at",
+    }  # fmt: skip
+    assert isinstance(product["price"], int)
+    assert isinstance(product["mrp"], int)
+    assert product["currency"] == "INR"
+    assert (
+        product["discount_percent"] == (product["mrp"] - product["price"]) * 100 // product["mrp"]
+    )
+    assert product["in_stock"] == (product["stock"] > 0)
+    assert set(product["category"]) == {"id", "slug", "name"}
+
+
+def test_missing_product_is_404_problem(seeded: Flask, client: FlaskClient) -> None:
+    response = client.get("/api/v1/products/999999")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert set(response.get_json()) >= {"type", "title", "status", "detail"}
+
+
+@pytest.mark.parametrize("sort", ["newest", "price", "-price", "rating", "-rating"])
+def test_pagination_walks_every_product_once(seeded: Flask, client: FlaskClient, sort: str) -> None:
+    items = walk(client, f"limit=7&sort={sort}")
+    ids = [p["id"] for p in items]
+    assert len(ids) == len(set(ids)) == SEED_PRODUCTS
+    if sort in ("price", "-price"):
+        prices = [p["price"] for p in items]
+        assert prices == sorted(prices, reverse=sort.startswith("-"))
+
+
+def test_default_sort_is_newest(
+    seeded: Flask, client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    created = client.post("/api/v1/products", json=NEW_PRODUCT, headers=admin_headers).get_json()
+    first = client.get("/api/v1/products?limit=1").get_json()["items"][0]
+    assert first["id"] == created["id"]
+
+
+def test_filters(seeded: Flask, client: FlaskClient) -> None:
+    electronics = walk(client, "category=electronics&limit=50")
+    leaves = {"mobiles", "laptops", "audio", "televisions", "cameras"}
+    assert electronics
+    assert {p["category"]["slug"] for p in electronics} <= leaves | {"electronics"}
+    mobiles = walk(client, "category=mobiles")
+    assert mobiles
+    assert all(p["category"]["slug"] == "mobiles" for p in mobiles)
+    brand = mobiles[0]["brand"]
+    by_brand = walk(client, f"brand={brand.lower()}")
+    assert by_brand
+    assert all(p["brand"] == brand for p in by_brand)
+    cheap = walk(client, "max_price=100000&min_price=20000")
+    assert all(20000 <= p["price"] <= 100000 for p in cheap)
+    in_stock = walk(client, "in_stock=true")
+    out_of_stock = walk(client, "in_stock=false")
+    assert all(p["in_stock"] for p in in_stock)
+    assert not any(p["in_stock"] for p in out_of_stock)
+    assert len(in_stock) + len(out_of_stock) == SEED_PRODUCTS
+
+
+def test_text_search_relevance_and_pages(
+    seeded: Flask, client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    client.post("/api/v1/products", json=NEW_PRODUCT, headers=admin_headers)
+    found = walk(client, "q=acme%20nova&limit=2")
+    assert [p["sku"] for p in found] == ["TEST-PHONE-1"]
+    phones = walk(client, "q=5G&limit=3")
+    ids = [p["id"] for p in phones]
+    assert len(ids) == len(set(ids)) > 3
+    assert all("5g" in (p["name"] + p["description"] + p["brand"]).lower() for p in phones)
+    assert walk(client, "q=zzzyyyxxx-nothing") == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0", "limit=101", "limit=abc", "sort=cheapest", "in_stock=yes", "min_price=-1",
+        "min_price=500&max_price=100", "category=no-such-category", "cursor=%%%garbage",
+        "cursor=eyJzIjoicHJpY2UiLCJrIjoxLCJpIjoxfQ", "unknown=1", "sort=relevance",
+    ],
+)  # fmt: skip
+def test_bad_query_parameters_are_422(seeded: Flask, client: FlaskClient, query: str) -> None:
+    response = client.get(f"/api/v1/products?{query}")
+    assert response.status_code == 422, response.get_json()
+    body = response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert body["errors"]
+    assert {"field", "message"} <= set(body["errors"][0])
+
+
+# -- product writes ---------------------------------------------------------------------
+def test_create_product(seeded: Flask, client: FlaskClient, admin_headers: dict[str, str]) -> None:
+    response = client.post("/api/v1/products", json=NEW_PRODUCT, headers=admin_headers)
+    assert response.status_code == 201
+    body = response.get_json()
+    assert response.headers["Location"].endswith(f"/api/v1/products/{body['id']}")
+    assert body["discount_percent"] == 25
+    assert body["slug"] == "acme-nova-5g-ocean-blue-128-gb-test-phone-1"
+    assert client.get(response.headers["Location"]).get_json() == body
+
+
+def test_create_product_auth(
+    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str]
+) -> None:
+    assert client.post("/api/v1/products", json=NEW_PRODUCT).status_code == 401
+    forbidden = client.post("/api/v1/products", json=NEW_PRODUCT, headers=customer_headers)
+    assert forbidden.status_code == 403
+    assert forbidden.mimetype == "application/problem+json"
+
+
+def test_duplicate_sku_is_409(
+    seeded: Flask, client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    assert (
+        client.post("/api/v1/products", json=NEW_PRODUCT, headers=admin_headers).status_code == 201
+    )
+    again = client.post("/api/v1/products", json=NEW_PRODUCT, headers=admin_headers)
+    assert again.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"price": 2_000_000, "mrp": 1_000_000}, "price"),
+        ({"price": -1}, "price"),
+        ({"stock": -5}, "stock"),
+        ({"price": 10.5}, "price"),
+        ({"price": "100"}, "price"),
+        ({"category": "no-such-category"}, "category"),
+        ({"sku": ""}, "sku"),
+        ({"images": ["not a url"]}, "images.0"),
+        ({"surprise": True}, "surprise"),
+    ],
+)
+def test_invalid_products_are_422(
+    seeded: Flask,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    change: dict[str, Any],
+    field: str,
+) -> None:
+    response = client.post("/api/v1/products", json=NEW_PRODUCT | change, headers=admin_headers)
+    assert response.status_code == 422, response.get_json()
+    fields = [e["field"] for e in response.get_json()["errors"]]
+    assert any(f == field or f.startswith(field) for f in fields) or (field == "price" and fields)
+
+
+def test_missing_fields_are_422(
+    seeded: Flask, client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    response = client.post("/api/v1/products", json={"sku": "X1"}, headers=admin_headers)
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.get_json()["errors"]}
+    assert {"name", "category", "price", "mrp", "stock"} <= fields
+
+
+def test_patch_and_delete(
+    seeded: Flask, client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    pid = client.post("/api/v1/products", json=NEW_PRODUCT, headers=admin_headers).get_json()["id"]
+    patched = client.patch(
+        f"/api/v1/products/{pid}", json={"price": 999_900}, headers=admin_headers
+    )
+    assert patched.status_code == 200
+    assert patched.get_json()["price"] == 999_900
+    assert patched.get_json()["discount_percent"] == 50
+    too_high = client.patch(
+        f"/api/v1/products/{pid}", json={"price": 9_999_999}, headers=admin_headers
+    )
+    assert too_high.status_code == 422
+    null = client.patch(f"/api/v1/products/{pid}", json={"name": None}, headers=admin_headers)
+    assert null.status_code == 422
+    assert client.get(f"/api/v1/products/{pid}").get_json()["price"] == 999_900
+    missing = client.patch("/api/v1/products/999999", json={"stock": 1}, headers=admin_headers)
+    assert missing.status_code == 404
+    deleted = client.delete(f"/api/v1/products/{pid}", headers=admin_headers)
+    assert deleted.status_code == 204
+    assert client.get(f"/api/v1/products/{pid}").status_code == 404
+    assert client.delete(f"/api/v1/products/{pid}", headers=admin_headers).status_code == 404

@@ -1,0 +1,84 @@
+"""The tutorial's `/`, /health, /livez and /readyz."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask.testing import FlaskClient
+
+from flipkart_api import create_app
+from flipkart_api.settings import load_settings
+
+from . import servers
+from .conftest import sqlite_settings
+
+LEAKY_WORDS = ("Error", "Exception", "Traceback", "refused", "psycopg", "sqlalchemy")
+
+
+def test_root_tutorial_contract(client: FlaskClient) -> None:
+    body = client.get("/").get_json()
+    assert set(body) == {"message", "data"}
+    assert body["message"] in ("From Database!", "From Redis Cache!")
+
+
+def test_health_healthy(client: FlaskClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "healthy", "checks": {"database": "ok", "cache": "ok"}}
+
+
+def test_livez_and_readyz(client: FlaskClient) -> None:
+    assert client.get("/livez").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json() == {"status": "ok"}
+
+
+def test_database_down_is_503_without_exception_text(tmp_path: Path) -> None:
+    closed = f"postgresql+psycopg://nobody@127.0.0.1:{servers.free_port()}/nothing"
+    app = create_app(load_settings(app_env="test", database_url=closed, instance_dir=tmp_path))
+    client = app.test_client()
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert health.get_json() == {
+        "status": "unhealthy",
+        "checks": {"database": "unavailable", "cache": "ok"},
+    }
+    assert client.get("/livez").status_code == 200  # liveness never touches dependencies
+    assert client.get("/readyz").status_code == 503
+    products = client.get("/api/v1/products/1")
+    assert products.status_code == 503
+    assert products.mimetype == "application/problem+json"
+    for response in (health, products, client.get("/readyz")):
+        text = response.get_data(as_text=True)
+        assert not any(word in text for word in LEAKY_WORDS), text
+
+
+def test_cache_unreachable_is_degraded(tmp_path: Path, sqlite_template: Path) -> None:
+    dead_redis = f"redis://127.0.0.1:{servers.free_port()}/0"
+    app = create_app(sqlite_settings(tmp_path, sqlite_template, redis_url=dead_redis))
+    client = app.test_client()
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "degraded",
+        "checks": {"database": "ok", "cache": "unavailable"},
+    }
+    root = client.get("/")
+    assert root.status_code == 200
+    assert root.get_json()["message"] == "From Database!"
+
+
+def test_readyz_503_until_migrated(tmp_path: Path) -> None:
+    (tmp_path / "instance").mkdir()
+    app = create_app(load_settings(app_env="test", instance_dir=tmp_path / "instance"))
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/livez").status_code == 200
+
+
+def test_readyz_on_unmigrated_postgres(pg_server: servers.PostgresServer) -> None:
+    url = pg_server.create_database("not_migrated")
+    other = create_app(load_settings(app_env="test", database_url=url))
+    assert other.test_client().get("/readyz").status_code == 503
+    other.extensions["db_engine"].dispose()
