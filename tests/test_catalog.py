@@ -253,3 +253,22 @@ def test_patch_and_delete(
     assert deleted.status_code == 204
     assert client.get(f"/api/v1/products/{pid}").status_code == 404
     assert client.delete(f"/api/v1/products/{pid}", headers=admin_headers).status_code == 404
+
+
+def test_postgres_search_can_use_the_gin_index(pg_url: str) -> None:
+    """The query's tsvector expression must match the index (a mismatch silently seq-scans)."""
+    from sqlalchemy import create_engine, text
+
+    from flipkart_api.catalog.schemas import ProductQuery
+    from flipkart_api.catalog.search import build_query
+
+    stmt, _ = build_query(ProductQuery(q="samsung"), "postgresql", None)
+    sql = str(
+        stmt.compile(dialect=create_engine(pg_url).dialect, compile_kwargs={"literal_binds": True})
+    )
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + sql)))
+    engine.dispose()
+    assert "ix_products_search_vector" in plan, plan

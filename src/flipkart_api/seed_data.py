@@ -260,12 +260,14 @@ _LEAVES = tuple(_BY_SLUG[_slugify(name)] for top, kids in _TREE for name in (kid
 _SLOTS = struct.Struct("<16H")
 
 
-# Only ~80k distinct names exist (the product of the leaf tables), so they all stay cached.
+# The leaf tables allow only ~71k distinct names, so every name's slug stays cached.
 _name_slug = functools.lru_cache(maxsize=1 << 17)(_slugify)
 
 
-def _round_price(rupees: int) -> int:
-    """Round down to the usual Indian price point: ...9 below ₹1,000, ...99 above."""
+def _round_price(rupees: int, *, up: bool = False) -> int:
+    """Round to the usual Indian price point: ...9 below ₹1,000, ...99 from there on."""
+    if up:  # smallest price point >= rupees instead of the largest <= rupees
+        rupees += 9 if rupees < 1000 else 99
     step = 10 if rupees < 1000 else 100
     return (rupees + 1) // step * step - 1
 
@@ -295,7 +297,9 @@ def _product(i: int) -> ProductSeed:
     price = max(leaf.lo, _round_price(int(leaf.lo * math.exp(u[8] / 65536 * leaf.log_span))))
     mrp = price
     if u[9] % 100 >= 15:  # the other 15% sell at MRP, i.e. no discount
-        mrp = max(price, _round_price(int(price * (1.05 + 0.55 * u[10] / 65536))))
+        # Rounding the 5-55% markup up keeps it >= 5%; min() caps what rounding adds at 60%.
+        marked_up = _round_price(math.ceil(price * (1.05 + 0.5 * u[10] / 65536)), up=True)
+        mrp = min(marked_up, _round_price(price * 8 // 5))
 
     sku = f"FK{i:08d}"
     lower_sku = sku.lower()
@@ -312,7 +316,7 @@ def _product(i: int) -> ProductSeed:
         price=price * 100,
         mrp=mrp * 100,
         stock=0 if u[11] % 100 < 8 else 1 + u[12] % 500,
-        # x ** 0.35 skews toward the top: median ~4.1, about 1% below 2.0, ~3.5% at 5.0.
+        # x ** 0.35 skews toward the top: median ~4.1, under 2% below 2.0, ~3.5% at 5.0.
         rating=round(1.0 + 4.0 * (u[13] / 65536) ** 0.35, 1),
         images=[f"{url}{n}.jpg" for n in range(1, 2 + u[14] % 3)],
     )

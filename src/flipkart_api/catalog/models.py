@@ -49,6 +49,8 @@ class Product(Base):
         Index("ix_products_price_id", "price", "id"),
         Index("ix_products_rating_id", "rating", "id"),
         Index("ix_products_category_id_created_at_id", "category_id", "created_at", "id"),
+        Index("ix_products_category_id_price_id", "category_id", "price", "id"),
+        Index("ix_products_category_id_rating_id", "category_id", "rating", "id"),
         Index("ix_products_brand_lower", func.lower(text("brand"))),
     )
 

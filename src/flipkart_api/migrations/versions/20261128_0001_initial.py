@@ -91,9 +91,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("slug", name=op.f("uq_products_slug")),
     )
     op.create_index("ix_products_brand_lower", "products", [sa.text("lower(brand)")])
-    op.create_index(
-        "ix_products_category_id_created_at_id", "products", ["category_id", "created_at", "id"]
-    )
+    # One leaf category sorted any way is the commonest browse; these serve it in index order.
+    for key in ("created_at", "price", "rating"):
+        op.create_index(f"ix_products_category_id_{key}_id", "products", ["category_id", key, "id"])
     op.create_index("ix_products_created_at_id", "products", ["created_at", "id"])
     op.create_index("ix_products_price_id", "products", ["price", "id"])
     op.create_index("ix_products_rating_id", "products", ["rating", "id"])

@@ -1,0 +1,127 @@
+"""Search and list latency against catalog size on a real PostgreSQL (issue: scale to 1M).
+
+Starts a throwaway PostgreSQL on 127.0.0.1, migrates, seeds up to the largest size, and at
+each size runs EXPLAIN (ANALYZE, BUFFERS) for the product-list queries the API issues,
+recording the plan's index use and the median of repeated executions. Writes
+bench/results/search-scale-<date>.json and .md. Bounded: sizes and repeats are fixed.
+
+    .venv/bin/python -m bench.search_scale --sizes 10000,100000,1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from tests import servers
+
+from flipkart_api import create_app
+from flipkart_api.catalog.schemas import ProductQuery
+from flipkart_api.catalog.search import build_query
+from flipkart_api.catalog.seed import seed_catalog
+from flipkart_api.catalog.service import descendant_ids
+from flipkart_api.db import session
+from flipkart_api.migrate import upgrade
+from flipkart_api.settings import load_settings
+
+RESULTS = Path(__file__).parent / "results"
+QUERIES = {
+    "search 'samsung 5g'": {"q": "samsung 5g"},
+    "search 'bluetooth' (common)": {"q": "bluetooth"},
+    "search 'cotton' in fashion": {"q": "cotton", "category": "fashion"},
+    "list newest": {},
+    "list mobiles by price": {"category": "mobiles", "sort": "price"},
+    "list in-stock brand": {"brand": "boat", "in_stock": "true"},
+}
+REPEATS = 15
+
+
+def _sql(app: Any, params: dict[str, str]) -> str:
+    """The exact SQL the API runs for these query parameters, with literals inlined."""
+    with app.app_context():
+        query = ProductQuery.model_validate(params)
+        ids = descendant_ids(query.category) if query.category else None
+        stmt, _ = build_query(query, "postgresql", ids)
+        return str(stmt.compile(session().get_bind(), compile_kwargs={"literal_binds": True}))
+
+
+def measure(app: Any, url: str, size: int) -> list[dict[str, Any]]:
+    """EXPLAIN each query once and time REPEATS executions."""
+    engine = create_engine(url)
+    rows = []
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE products"))
+        for name, params in QUERIES.items():
+            sql = _sql(app, params)
+            plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql)))
+            timings = []
+            for _ in range(REPEATS):
+                started = time.perf_counter()
+                conn.execute(text(sql)).all()
+                timings.append((time.perf_counter() - started) * 1000)
+            rows.append(
+                {
+                    "size": size,
+                    "query": name,
+                    "median_ms": round(statistics.median(timings), 2),
+                    "min_ms": round(min(timings), 2),
+                    "max_ms": round(max(timings), 2),
+                    "seq_scan_on_products": "Seq Scan on products" in plan,
+                    "uses_search_index": "ix_products_search_vector" in plan,
+                    "plan": plan,
+                }
+            )
+    engine.dispose()
+    return rows
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def main() -> None:
+    """Seed each size in turn (seeding is incremental) and measure."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    sizes = sorted(int(s) for s in parser.parse_args().sizes.split(","))
+    pg = servers.start_postgres()
+    try:
+        url = pg.create_database("scale")
+        upgrade(url)
+        app = create_app(load_settings(app_env="test", database_url=url))
+        results: list[dict[str, Any]] = []
+        for size in sizes:
+            started = time.perf_counter()
+            with app.app_context():
+                seed_catalog(session(), size)
+            print(f"seeded {size:,} in {time.perf_counter() - started:.0f}s", flush=True)
+            results += measure(app, url, size)
+            for row in results[-len(QUERIES) :]:
+                ms, index = row["median_ms"], row["uses_search_index"]
+                print(f"  {row['query']:32} {ms:8.2f} ms  search index: {index}")
+    finally:
+        pg.stop()
+    stamp = dt.date.today().isoformat()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"search-scale-{stamp}.json").write_text(json.dumps(results, indent=2))
+    lines = [
+        "| products | query | median ms (min-max) | search index | seq scan |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['size']:,} | {r['query']} | {r['median_ms']} ({r['min_ms']}-{r['max_ms']}) "
+        f"| {_yes(r['uses_search_index'])} | {_yes(r['seq_scan_on_products'])} |"
+        for r in results
+    ]
+    (RESULTS / f"search-scale-{stamp}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
