@@ -51,13 +51,16 @@ def _sql(app: Any, params: dict[str, str]) -> str:
         return str(stmt.compile(session().get_bind(), compile_kwargs={"literal_binds": True}))
 
 
-def measure(app: Any, url: str, size: int) -> list[dict[str, Any]]:
-    """EXPLAIN each query once and time REPEATS executions."""
+def measure(app: Any, url: str, size: int, force_index: bool = False) -> list[dict[str, Any]]:
+    """EXPLAIN each query once and time REPEATS executions (optionally with seq scans off)."""
     engine = create_engine(url)
     rows = []
     with engine.connect() as conn:
         conn.execute(text("ANALYZE products"))
+        conn.execute(text(f"SET enable_seqscan = {'off' if force_index else 'on'}"))
         for name, params in QUERIES.items():
+            if force_index and "q" not in params:
+                continue
             sql = _sql(app, params)
             plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql)))
             timings = []
@@ -68,7 +71,7 @@ def measure(app: Any, url: str, size: int) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "size": size,
-                    "query": name,
+                    "query": name + (" [seqscan off]" if force_index else ""),
                     "median_ms": round(statistics.median(timings), 2),
                     "min_ms": round(min(timings), 2),
                     "max_ms": round(max(timings), 2),
@@ -101,8 +104,9 @@ def main() -> None:
             with app.app_context():
                 seed_catalog(session(), size)
             print(f"seeded {size:,} in {time.perf_counter() - started:.0f}s", flush=True)
-            results += measure(app, url, size)
-            for row in results[-len(QUERIES) :]:
+            new = measure(app, url, size) + measure(app, url, size, force_index=True)
+            results += new
+            for row in new:
                 ms, index = row["median_ms"], row["uses_search_index"]
                 print(f"  {row['query']:32} {ms:8.2f} ms  search index: {index}")
     finally:

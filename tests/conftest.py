@@ -28,7 +28,15 @@ from flipkart_api.settings import Settings, load_settings
 
 from . import servers
 
-TABLES = ("products", "categories", "users")
+TABLES = (
+    "idempotency_keys",
+    "order_items",
+    "orders",
+    "cart_items",
+    "products",
+    "categories",
+    "users",
+)
 SEED_PRODUCTS = 60
 ADMIN = {"email": "admin@example.in", "password": "admin-password-1"}
 
@@ -83,7 +91,9 @@ def sqlite_settings(tmp_path: Path, template: Path, **overrides: Any) -> Setting
     instance = tmp_path / "instance"
     instance.mkdir(exist_ok=True)
     shutil.copy(template, instance / "flipkart.sqlite3")
-    return load_settings(app_env="test", instance_dir=instance, **overrides)
+    return load_settings(
+        app_env="test", instance_dir=instance, **({"ratelimit_enabled": False} | overrides)
+    )
 
 
 def reset_postgres(url: str, redis_url: str | None) -> None:
@@ -112,7 +122,9 @@ def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Se
     url = request.getfixturevalue("pg_url")
     redis_url = request.getfixturevalue("redis_server").url()
     reset_postgres(url, redis_url)
-    return load_settings(app_env="test", database_url=url, redis_url=redis_url)
+    return load_settings(
+        app_env="test", database_url=url, redis_url=redis_url, ratelimit_enabled=False
+    )
 
 
 @pytest.fixture

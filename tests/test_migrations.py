@@ -12,6 +12,7 @@ from sqlalchemy import create_engine
 from flipkart_api.auth import models as _auth  # noqa: F401 - registers tables
 from flipkart_api.catalog import models as _catalog  # noqa: F401 - registers tables
 from flipkart_api.db import Base
+from flipkart_api.orders import models as _orders  # noqa: F401 - registers tables
 
 
 def _diff(url: str) -> list[object]:

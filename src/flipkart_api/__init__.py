@@ -7,7 +7,7 @@ import logging
 from apiflask import APIFlask
 from flask import Response, request
 
-from . import cache, db, errors, logs, openapi
+from . import cache, db, errors, limits, logs, openapi
 from .settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     logs.init_app(app)
     db.init_app(app, settings)
     cache.init_app(app, settings)
+    limits.init_app(app, settings)
     _register_blueprints(app)
     app.after_request(_conditional_get)
     _announce(settings)
@@ -46,8 +47,9 @@ def _register_blueprints(app: APIFlask) -> None:
     from .auth.routes import bp as auth_bp
     from .catalog.routes import bp as catalog_bp
     from .health import bp as health_bp
+    from .orders.routes import bp as orders_bp
 
-    for bp in (health_bp, auth_bp, catalog_bp):
+    for bp in (health_bp, auth_bp, catalog_bp, orders_bp):
         app.register_blueprint(bp)
 
 

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 import redis
 from flask import Flask, current_app
@@ -199,7 +199,7 @@ class RedisBackend:
 
     def incr(self, key: str) -> int:
         """INCR."""
-        return int(self._call(lambda: self._client.incr(key)))
+        return int(cast(int, self._call(lambda: self._client.incr(key))))
 
     def ping(self) -> None:
         """PING."""

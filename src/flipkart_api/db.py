@@ -75,6 +75,7 @@ def build_engine(settings: Settings) -> Engine:
             pool_pre_ping=True,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(
         url,
@@ -92,11 +93,23 @@ def build_engine(settings: Settings) -> Engine:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     """WAL lets readers run beside a writer; foreign keys are off by default in SQLite."""
+    # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=15000")
     cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """BEGIN IMMEDIATE for write units: take the write lock first, waiting for it.
+
+    A deferred transaction that reads and then writes can fail at once with SQLITE_BUSY when
+    another writer committed in between; taking the lock up front makes writers queue.
+    """
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -121,11 +134,31 @@ def session() -> Session:
     return sess
 
 
+def begin_write() -> Session:
+    """The request's session in a fresh transaction meant to write (IMMEDIATE on SQLite).
+
+    Whatever the request read before (e.g. the authenticated user) is rolled back first, so
+    the unit of work starts clean; callers take ids before calling this, not ORM objects.
+    """
+    sess = session()
+    sess.rollback()
+    sess.connection(execution_options={"sqlite_immediate": True})
+    return sess
+
+
 def _close_session(_exc: BaseException | None) -> None:
     """Anything not committed by a service is rolled back here."""
     sess: Session | None = g.pop("db_session", None)
     if sess is not None:
         sess.close()
+
+
+def insert_ignoring_conflicts(sess: Session, table: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for the session's backend (PostgreSQL or SQLite)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if sess.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
 
 
 @contextlib.contextmanager

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     web_concurrency: int = Field(default=2, ge=1)
     web_threads: int = Field(default=4, ge=1)
     instance_dir: Path = Path("instance")
+    # Per-client limits (Flask-Limiter syntax); RATELIMIT_ENABLED=false turns them all off.
+    ratelimit_enabled: bool = True
+    ratelimit_register: str = "10/minute"
+    ratelimit_token: str = "20/minute"  # noqa: S105 - a rate, not a secret
+    ratelimit_orders: str = "60/minute"
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
@@ -77,6 +83,11 @@ class Settings(BaseSettings):
     def effective_secret_key(self) -> str:
         """SECRET_KEY, or the dev-only key outside production (production refuses that)."""
         return self.secret_key or DEV_SECRET_KEY
+
+    @property
+    def ratelimit_storage_uri(self) -> str:
+        """Counters shared by every replica in Redis; per process without it."""
+        return self.redis_url or "memory://"
 
     @property
     def uses_sqlite(self) -> bool:

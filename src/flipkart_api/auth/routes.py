@@ -6,7 +6,7 @@ from typing import Any
 
 from apiflask import APIBlueprint, HTTPTokenAuth
 
-from ..errors import PROBLEM_MEDIA_TYPE  # noqa: F401 - documented error type
+from ..limits import limit_from_settings, limiter
 from . import service
 from .models import User
 from .schemas import RegisterIn, TokenIn, TokenOut, UserOut
@@ -35,18 +35,20 @@ def current_user() -> User:
 
 
 @bp.post("/auth/register")
+@limiter.limit(limit_from_settings("ratelimit_register"))
 @bp.input(RegisterIn, arg_name="data")
 @bp.output(UserOut, status_code=201)
-@bp.doc(responses=[409, 422])
+@bp.doc(responses=[409, 422, 429])
 def register(data: RegisterIn) -> Any:
     """Create a customer account."""
     return UserOut.model_validate(service.register(data))
 
 
 @bp.post("/auth/token")
+@limiter.limit(limit_from_settings("ratelimit_token"))
 @bp.input(TokenIn, arg_name="data")
 @bp.output(TokenOut)
-@bp.doc(responses=[401, 422])
+@bp.doc(responses=[401, 422, 429])
 def token(data: TokenIn) -> Any:
     """Exchange email and password for a bearer token."""
     return service.issue_token(data)

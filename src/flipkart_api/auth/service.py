@@ -16,7 +16,7 @@ from .schemas import RegisterIn, TokenIn, TokenOut
 
 def register(data: RegisterIn) -> User:
     """Create a customer; the email is unique case-insensitively (stored lower-cased)."""
-    sess = db.session()
+    sess = db.begin_write()
     user = User(
         email=data.email,
         name=data.name,

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     ColumnElement,
     Double,
@@ -27,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import KeyedColumnElement
 
-from ..errors import InvalidInput
+from ..pagination import decode_cursor
 from .models import Product
 from .schemas import ProductQuery, SortKey
 
@@ -79,31 +75,6 @@ def ordering(sort: SortKey, relevance: ColumnElement[Any] | None) -> Ordering:
     return keys[sort]
 
 
-def encode_cursor(sort: SortKey, value: Any, last_id: int) -> str:
-    """An opaque cursor: the sort name and the last row's (key, id)."""
-    if isinstance(value, dt.datetime):
-        value = value.isoformat()
-    raw = orjson.dumps({"s": sort, "k": value, "i": last_id})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, sort: SortKey) -> tuple[Any, int]:
-    """(key, id) from a cursor made by encode_cursor for the same sort; 422 otherwise."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = orjson.loads(raw)
-        value, last_id = data["k"], data["i"]
-        if data["s"] != sort or not isinstance(last_id, int) or isinstance(last_id, bool):
-            raise ValueError
-        if sort == "newest":
-            value = dt.datetime.fromisoformat(value)
-        elif not isinstance(value, int | float) or isinstance(value, bool):
-            raise ValueError
-    except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
-        raise InvalidInput("cursor", "invalid cursor for this query") from None
-    return value, last_id
-
-
 def build_query(
     query: ProductQuery, dialect: str, category_ids: list[int] | None
 ) -> tuple[Select[Any], Ordering]:
@@ -126,7 +97,8 @@ def build_query(
 
     order = ordering(query.effective_sort, relevance)
     if query.cursor:
-        value, last_id = decode_cursor(query.cursor, query.effective_sort)
+        sort = query.effective_sort
+        value, last_id = decode_cursor(query.cursor, sort, datetime_key=sort == "newest")
         row, after = (
             tuple_(order.key, Product.id),
             tuple_(literal(value, order.key.type), literal(last_id)),

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ..db import utcnow
+from ..db import insert_ignoring_conflicts, utcnow
 from ..seed_data import CATEGORIES, iter_products
 from .models import Category, Product
 
 BATCH = 5000
-
-
-def _insert_ignoring_duplicates(sess: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING on either backend (so re-seeding adds only what is new)."""
-    dialect = postgresql if sess.get_bind().dialect.name == "postgresql" else sqlite
-    sess.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
 
 
 def seed_catalog(
@@ -62,7 +54,7 @@ def seed_catalog(
             }
             for p in batch
         ]
-        _insert_ignoring_duplicates(sess, Product.__table__, rows)
+        sess.execute(insert_ignoring_conflicts(sess, Product.__table__), rows)
         sess.commit()
         done += len(batch)
         if progress:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import db
 from ..cache import CacheStatus, cache
 from ..errors import Conflict, InvalidInput, NotFound
+from ..pagination import encode_cursor
 from .models import Category, Product
 from .schemas import (
     CategoryIn,
@@ -24,7 +25,7 @@ from .schemas import (
     ProductPatch,
     ProductQuery,
 )
-from .search import build_query, encode_cursor
+from .search import build_query
 
 # Every list (products, categories) lives in this namespace; a write bumps its generation.
 CATALOG = "catalog"
@@ -40,10 +41,9 @@ def _product_key(product_id: int) -> str:
     return f"product:{product_id}"
 
 
-def _invalidate(product_id: int | None = None) -> None:
-    """After a commit: drop the product's detail (if any) and every list."""
-    keys = [_product_key(product_id)] if product_id is not None else []
-    cache().invalidate(keys=keys, generations=[CATALOG])
+def invalidate_products(product_ids: list[int]) -> None:
+    """After a commit that changed these products (or categories): drop details and lists."""
+    cache().invalidate(keys=[_product_key(pid) for pid in product_ids], generations=[CATALOG])
 
 
 # -- categories ----------------------------------------------------------------
@@ -63,7 +63,7 @@ def list_categories() -> tuple[bytes, CacheStatus]:
 
 def create_category(data: CategoryIn) -> Category:
     """Add a category under an existing parent; the slug must be unique."""
-    sess = db.session()
+    sess = db.begin_write()
     slug = data.slug or slugify(data.name, 100)
     if not slug:
         raise InvalidInput("slug", "cannot derive a slug from this name; send one")
@@ -76,7 +76,7 @@ def create_category(data: CategoryIn) -> Category:
     except IntegrityError:
         sess.rollback()
         raise Conflict(f"A category with slug '{slug}' already exists.") from None
-    _invalidate()
+    invalidate_products([])
     return category
 
 
@@ -153,6 +153,7 @@ def _commit_product(product: Product) -> None:
 
 def create_product(data: ProductIn) -> Product:
     """Add a product; 409 for a duplicate sku."""
+    db.begin_write()
     fields: dict[str, Any] = data.model_dump(exclude={"category", "images"})
     product = Product(
         **fields,
@@ -163,7 +164,7 @@ def create_product(data: ProductIn) -> Product:
     )
     db.session().add(product)
     _commit_product(product)
-    _invalidate(product.id)
+    invalidate_products([product.id])
     return product
 
 
@@ -174,7 +175,7 @@ def _product_slug(name: str, sku: str) -> str:
 
 def update_product(product_id: int, data: ProductPatch) -> Product:
     """Change the fields sent; keep price <= mrp against stored values."""
-    product = db.session().get(Product, product_id)
+    product = db.begin_write().get(Product, product_id)
     if product is None:
         raise NotFound(f"Product {product_id} does not exist.")
     changes = data.model_dump(exclude_unset=True)
@@ -189,16 +190,16 @@ def update_product(product_id: int, data: ProductPatch) -> Product:
     if "name" in changes or "sku" in changes:
         product.slug = _product_slug(product.name, product.sku)
     _commit_product(product)
-    _invalidate(product.id)
+    invalidate_products([product.id])
     return product
 
 
 def delete_product(product_id: int) -> None:
     """Remove a product; later reads give 404."""
-    sess = db.session()
+    sess = db.begin_write()
     product = sess.get(Product, product_id)
     if product is None:
         raise NotFound(f"Product {product_id} does not exist.")
     sess.delete(product)
     sess.commit()
-    _invalidate(product_id)
+    invalidate_products([product_id])

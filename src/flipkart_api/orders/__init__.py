@@ -1,0 +1,1 @@
+"""Carts, orders, stock reservation, idempotent checkout and the order lifecycle."""

@@ -1,0 +1,121 @@
+"""HTTP endpoints for the cart and orders; every route needs a bearer token."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from apiflask import APIBlueprint
+from flask import current_app, url_for
+from pydantic import BaseModel, StringConstraints
+
+from ..auth.routes import bearer, current_user
+from ..limits import limit_from_settings, limiter
+from ..responses import json_bytes
+from . import cart, service
+from .schemas import (
+    CartOut,
+    CartQuantityIn,
+    OrderIn,
+    OrderListQuery,
+    OrderOut,
+    OrderPage,
+    StatusIn,
+)
+
+bp = APIBlueprint("orders", __name__, url_prefix="/api/v1", tag="Orders")
+
+
+class IdempotencyHeaders(BaseModel):
+    """The optional Idempotency-Key header of POST /orders (other headers are ignored)."""
+
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+
+
+def _caller() -> tuple[int, bool]:
+    """(user id, is admin) of the authenticated caller, read before any unit of work starts."""
+    user = current_user()
+    return user.id, user.role == "admin"
+
+
+# -- cart ---------------------------------------------------------------------------
+@bp.get("/cart")
+@bp.auth_required(bearer)
+@bp.output(CartOut)
+def get_cart() -> Any:
+    """The caller's cart at current prices."""
+    return cart.get_cart(_caller()[0])
+
+
+@bp.put("/cart/items/<int:product_id>")
+@bp.auth_required(bearer)
+@bp.input(CartQuantityIn, arg_name="data")
+@bp.output(CartOut)
+@bp.doc(responses=[404, 422])
+def put_cart_item(product_id: int, data: CartQuantityIn) -> Any:
+    """Set how many units of a product the cart holds (1-10)."""
+    return cart.set_quantity(_caller()[0], product_id, data.quantity)
+
+
+@bp.delete("/cart/items/<int:product_id>")
+@bp.auth_required(bearer)
+@bp.output(CartOut)
+def delete_cart_item(product_id: int) -> Any:
+    """Take a product out of the cart."""
+    return cart.remove(_caller()[0], product_id)
+
+
+# -- orders -----------------------------------------------------------------------------
+@bp.post("/orders")
+@bp.auth_required(bearer)
+@limiter.limit(limit_from_settings("ratelimit_orders"))
+@bp.input(OrderIn, arg_name="data")
+@bp.input(IdempotencyHeaders, location="headers", arg_name="headers")
+@bp.output(OrderOut, status_code=201)
+@bp.doc(responses=[409, 422, 429])
+def place_order(data: OrderIn, headers: IdempotencyHeaders) -> Any:
+    """Place an order from items or from the cart; retry safely with an Idempotency-Key."""
+    user_id, _ = _caller()
+    ttl = current_app.config["SETTINGS"].idempotency_ttl_hours
+    body, order_id, replayed = service.place_order(user_id, data, headers.idempotency_key, ttl)
+    extra = {"Location": url_for("orders.get_order", order_id=order_id)}
+    if replayed:
+        extra["Idempotent-Replayed"] = "true"
+    return json_bytes(body, status=201, headers=extra)
+
+
+@bp.get("/orders")
+@bp.auth_required(bearer)
+@bp.input(OrderListQuery, location="query", arg_name="query")
+@bp.output(OrderPage)
+@bp.doc(responses=[422])
+def list_orders(query: OrderListQuery) -> Any:
+    """The caller's orders, newest first (admins see every order)."""
+    return service.list_orders(*_caller(), query)
+
+
+@bp.get("/orders/<int:order_id>")
+@bp.auth_required(bearer)
+@bp.output(OrderOut)
+@bp.doc(responses=[404])
+def get_order(order_id: int) -> Any:
+    """One of the caller's orders (any order for admins)."""
+    return OrderOut.model_validate(service.get_order(*_caller(), order_id))
+
+
+@bp.post("/orders/<int:order_id>/cancel")
+@bp.auth_required(bearer)
+@bp.output(OrderOut)
+@bp.doc(responses=[404, 409])
+def cancel_order(order_id: int) -> Any:
+    """Cancel an order that is placed or confirmed; its stock is restored."""
+    return OrderOut.model_validate(service.cancel_order(_caller()[0], order_id))
+
+
+@bp.post("/orders/<int:order_id>/status")
+@bp.auth_required(bearer, roles=["admin"])
+@bp.input(StatusIn, arg_name="data")
+@bp.output(OrderOut)
+@bp.doc(responses=[404, 409, 422])
+def set_status(order_id: int, data: StatusIn) -> Any:
+    """Move an order along placed -> confirmed -> shipped -> delivered, or cancel it (admin)."""
+    return OrderOut.model_validate(service.set_status(order_id, data.status))

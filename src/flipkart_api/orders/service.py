@@ -1,0 +1,196 @@
+"""Order use cases: place (idempotent, never oversells), read, cancel, change status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from .. import db
+from ..catalog.models import Product
+from ..catalog.service import invalidate_products
+from ..errors import Conflict, InvalidInput, NotFound
+from ..pagination import decode_cursor, encode_cursor
+from .cart import cart_lines
+from .lifecycle import can_move
+from .models import CartItem, IdempotencyKey, Order, OrderItem
+from .schemas import OrderIn, OrderListQuery, OrderOut, OrderPage
+
+
+def place_order(
+    user_id: int, data: OrderIn, idempotency_key: str | None, ttl_hours: int
+) -> tuple[bytes, int, bool]:
+    """Create an order in one transaction; returns (order JSON, order id, replayed)."""
+    request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
+    sess = db.begin_write()
+    if idempotency_key is not None:
+        stored = _claim_key(sess, user_id, idempotency_key, request_hash, ttl_hours)
+        if stored is not None:
+            sess.rollback()
+            return stored
+    if data.from_cart:
+        lines = cart_lines(sess, user_id)
+        if not lines:
+            raise InvalidInput("from_cart", "the cart is empty")
+    else:
+        lines = [(line.product_id, line.quantity) for line in data.items or []]
+    captured = _reserve_stock(sess, lines)
+    order = Order(
+        user_id=user_id,
+        status="placed",
+        currency="INR",
+        shipping_address=data.shipping_address.model_dump(),
+        total=sum(item.line_total for item in captured),
+        items=captured,
+    )
+    sess.add(order)
+    sess.flush()
+    body = OrderOut.model_validate(order).model_dump_json().encode()
+    if idempotency_key is not None:
+        sess.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == idempotency_key)
+            .values(order_id=order.id, response_body=body.decode())
+        )
+    if data.from_cart:
+        ordered = [pid for pid, _ in lines]
+        sess.execute(
+            delete(CartItem).where(CartItem.user_id == user_id, CartItem.product_id.in_(ordered))
+        )
+    sess.commit()
+    invalidate_products([pid for pid, _ in lines])
+    return body, order.id, False
+
+
+def _claim_key(
+    sess: Session, user_id: int, key: str, request_hash: str, ttl_hours: int
+) -> tuple[bytes, int, bool] | None:
+    """Own the key (None), or return the response stored for it (a replay).
+
+    The unique (user_id, key) index does the arbitration: a concurrent request with the
+    same key blocks on our uncommitted row and, once we commit, finds it and replays.
+    """
+    cutoff = db.utcnow() - dt.timedelta(hours=ttl_hours)
+    sess.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.user_id == user_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.created_at < cutoff,
+        )
+    )
+    claim = db.insert_ignoring_conflicts(sess, IdempotencyKey.__table__).values(
+        user_id=user_id, key=key, request_hash=request_hash, created_at=db.utcnow()
+    )
+    if sess.execute(claim.returning(IdempotencyKey.id)).first() is not None:
+        return None
+    stored = sess.execute(
+        select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+    ).scalar_one()
+    if stored.request_hash != request_hash:
+        raise InvalidInput("Idempotency-Key", "this key was used with a different request body")
+    if stored.response_body is None or stored.order_id is None:
+        raise Conflict("A request with this Idempotency-Key is still being processed.")
+    return stored.response_body.encode(), stored.order_id, True
+
+
+def _reserve_stock(sess: Session, lines: list[tuple[int, int]]) -> list[OrderItem]:
+    """Decrement stock with conditional UPDATEs, rows locked in id order (no deadlocks).
+
+    `stock >= quantity` is re-checked by the database after any concurrent writer commits,
+    so two orders can never both take the last unit.
+    """
+    captured: dict[int, OrderItem] = {}
+    short: list[int] = []
+    unknown: list[int] = []
+    for product_id, quantity in sorted(lines):
+        row = sess.execute(
+            update(Product)
+            .where(Product.id == product_id, Product.stock >= quantity)
+            .values(stock=Product.stock - quantity, updated_at=db.utcnow())
+            .returning(Product.sku, Product.name, Product.price)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if row is None:
+            exists = sess.scalar(select(Product.id).where(Product.id == product_id))
+            (short if exists else unknown).append(product_id)
+            continue
+        sku, name, price = row
+        captured[product_id] = OrderItem(
+            product_id=product_id,
+            sku=sku,
+            name=name,
+            unit_price=price,
+            quantity=quantity,
+            line_total=price * quantity,
+        )
+    if unknown:
+        raise InvalidInput("items", f"unknown product ids: {', '.join(map(str, unknown))}")
+    if short:
+        ids = ", ".join(map(str, short))
+        raise Conflict(f"Insufficient stock for product ids: {ids}. Nothing was ordered.")
+    return [captured[pid] for pid, _ in lines]
+
+
+def get_order(user_id: int, is_admin: bool, order_id: int) -> Order:
+    """An order its owner (or an admin) may see; anyone else gets 404, not 403."""
+    order = db.session().get(Order, order_id)
+    if order is None or (order.user_id != user_id and not is_admin):
+        raise NotFound(f"Order {order_id} does not exist.")
+    return order
+
+
+def list_orders(user_id: int, is_admin: bool, query: OrderListQuery) -> OrderPage:
+    """The user's orders (all orders for admins), newest first, keyset-paginated."""
+    stmt = select(Order).order_by(Order.created_at.desc(), Order.id.desc())
+    if not is_admin:
+        stmt = stmt.where(Order.user_id == user_id)
+    if query.cursor:
+        created_at, last_id = decode_cursor(query.cursor, "newest", datetime_key=True)
+        stmt = stmt.where(tuple_(Order.created_at, Order.id) < tuple_(created_at, last_id))
+    orders = list(db.session().scalars(stmt.limit(query.limit + 1)))
+    page = orders[: query.limit]
+    next_cursor = None
+    if len(orders) > query.limit:
+        next_cursor = encode_cursor("newest", page[-1].created_at, page[-1].id)
+    return OrderPage(items=[OrderOut.model_validate(o) for o in page], next_cursor=next_cursor)
+
+
+def cancel_order(user_id: int, order_id: int) -> Order:
+    """The owner cancels; stock comes back in the same transaction, exactly once."""
+    return _move(order_id, "cancelled", owner_id=user_id)
+
+
+def set_status(order_id: int, status: str) -> Order:
+    """An admin moves an order along its lifecycle."""
+    return _move(order_id, status, owner_id=None)
+
+
+def _move(order_id: int, target: str, owner_id: int | None) -> Order:
+    sess = db.begin_write()
+    # FOR UPDATE: two cancels of one order serialise, and the second sees 'cancelled'.
+    order = sess.get(Order, order_id, with_for_update=True)
+    if order is None or (owner_id is not None and order.user_id != owner_id):
+        raise NotFound(f"Order {order_id} does not exist.")
+    if not can_move(order.status, target):
+        raise Conflict(f"An order cannot go from '{order.status}' to '{target}'.")
+    restored: list[Any] = []
+    if target == "cancelled":
+        for item in sorted(order.items, key=lambda i: i.product_id or 0):
+            if item.product_id is None:
+                continue  # the product was deleted; there is no stock to restore
+            sess.execute(
+                update(Product)
+                .where(Product.id == item.product_id)
+                .values(stock=Product.stock + item.quantity, updated_at=db.utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            restored.append(item.product_id)
+    order.status = target
+    order.updated_at = db.utcnow()
+    sess.commit()
+    if restored:
+        invalidate_products(restored)
+    return order
