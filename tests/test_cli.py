@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -103,8 +105,9 @@ def _get(url: str) -> tuple[int, dict[str, str], bytes]:
         return response.status, dict(response.headers), response.read()
 
 
-def test_serve_runs_gunicorn_and_stops_on_sigterm(tmp_path: Path) -> None:
-    """What `make run` does: migrate, seed if empty, serve; then a clean SIGTERM stop."""
+@contextlib.contextmanager
+def serving(tmp_path: Path) -> Iterator[tuple[int, list[str]]]:
+    """What `make run` does: migrate, seed if empty, serve. Yields (port, output lines)."""
     port = servers.free_port()
     env = {"HOST": "127.0.0.1", "PORT": str(port)}
     assert run(["migrate"], env, tmp_path).returncode == 0
@@ -117,14 +120,22 @@ def test_serve_runs_gunicorn_and_stops_on_sigterm(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    output: list[str] = []
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if run(["healthcheck"], env, tmp_path).returncode == 0:
-                break
+        while run(["healthcheck"], env, tmp_path).returncode != 0:
+            assert time.monotonic() < deadline, "gunicorn did not become healthy"
             time.sleep(0.2)
-        else:
-            raise AssertionError("gunicorn did not become healthy")
+        yield port, output
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output.extend(proc.communicate(timeout=30)[0].decode().splitlines())
+        assert proc.returncode == 0, output[-50:]
+
+
+def test_serve_runs_gunicorn_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """Served like `make run`; a clean SIGTERM stop; access log on stdout."""
+    with serving(tmp_path) as (port, output):
         root = f"http://127.0.0.1:{port}"
         assert json.loads(_get(root + "/")[2])["message"] == "From Database!"
         assert json.loads(_get(root + "/health")[2])["status"] == "healthy"
@@ -134,9 +145,26 @@ def test_serve_runs_gunicorn_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert headers["X-Cache"] == "MISS"
         assert len(json.loads(body)["items"]) == 5
         assert headers["X-Request-ID"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        output = proc.communicate(timeout=30)[0].decode()
-    assert proc.returncode == 0, output
-    assert "development mode: SQLite" in output
-    assert "GET /api/v1/products?limit=5" in output  # access log on stdout
+    text = "\n".join(output)
+    assert "development mode: SQLite" in text
+    assert "GET /api/v1/products?limit=5" in text  # access log on stdout
+
+
+def test_readme_walkthrough_works(tmp_path: Path) -> None:
+    """The README's curl walk-through, pasted into bash against a served instance."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    script = readme.split("### Walk-through", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    with serving(tmp_path) as (port, _):
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            env={"PATH": os.environ["PATH"], "BASE": f"http://127.0.0.1:{port}/api/v1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert json.loads(lines[0])["role"] == "customer"
+    assert json.loads(lines[2])["items"][0]["quantity"] == 2
+    assert json.loads(lines[3])["status"] == "placed"
+    assert json.loads(lines[4])["status"] == "cancelled"

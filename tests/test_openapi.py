@@ -12,6 +12,10 @@ EXPECTED = {
     ("get", "/api/v1/products"), ("post", "/api/v1/products"),
     ("get", "/api/v1/products/{product_id}"), ("patch", "/api/v1/products/{product_id}"),
     ("delete", "/api/v1/products/{product_id}"),
+    ("get", "/api/v1/cart"), ("put", "/api/v1/cart/items/{product_id}"),
+    ("delete", "/api/v1/cart/items/{product_id}"),
+    ("get", "/api/v1/orders"), ("post", "/api/v1/orders"), ("get", "/api/v1/orders/{order_id}"),
+    ("post", "/api/v1/orders/{order_id}/cancel"), ("post", "/api/v1/orders/{order_id}/status"),
 }  # fmt: skip
 
 
@@ -36,6 +40,12 @@ def test_openapi_is_valid_and_complete(client: FlaskClient) -> None:
         "limit",
         "cursor",
     }
+
+
+def test_idempotency_header_is_documented(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    params = spec["paths"]["/api/v1/orders"]["post"]["parameters"]
+    assert {"in": "header", "name": "Idempotency-Key"}.items() <= params[0].items()
 
 
 def test_docs_page(client: FlaskClient) -> None:

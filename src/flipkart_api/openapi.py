@@ -57,6 +57,9 @@ def _finish(spec: dict[str, Any] | str) -> dict[str, Any] | str:
                     response["content"] = {
                         PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
                     }
+            for param in operation.get("parameters", []):
+                if param["in"] == "header":  # apiflask lower-cases them: idempotency-key
+                    param["name"] = "-".join(w.capitalize() for w in param["name"].split("-"))
             if method == "get" and path in CACHED_PATHS:
                 operation["responses"]["200"].setdefault("headers", {})["X-Cache"] = X_CACHE
     for unused in APIFLASK_ERRORS:
