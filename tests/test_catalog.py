@@ -145,6 +145,14 @@ def test_text_search_relevance_and_pages(
     assert len(ids) == len(set(ids)) > 3
     assert all("5g" in (p["name"] + p["description"] + p["brand"]).lower() for p in phones)
     assert walk(client, "q=zzzyyyxxx-nothing") == []
+    # Relevance pages (title matches first) hold exactly the products any other sort finds.
+    for q in ("5G", "bluetooth", "cotton shirt", "samsung"):
+        by_relevance = [p["id"] for p in walk(client, f"q={q}&limit=4")]
+        by_newest = [p["id"] for p in walk(client, f"q={q}&sort=newest&limit=50")]
+        assert len(by_relevance) == len(set(by_relevance))
+        assert sorted(by_relevance) == sorted(by_newest), q
+        titles = [q.lower() in p["name"].lower() for p in walk(client, f"q={q}&limit=4")]
+        assert titles == sorted(titles, reverse=True), "title matches must come first"
 
 
 @pytest.mark.parametrize(
@@ -272,3 +280,4 @@ def test_postgres_search_can_use_the_gin_index(pg_url: str) -> None:
         plan = "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + sql)))
     engine.dispose()
     assert "ix_products_search_vector" in plan, plan
+    assert "ix_products_title_vector" in plan, plan

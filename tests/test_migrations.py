@@ -14,6 +14,10 @@ from flipkart_api.catalog import models as _catalog  # noqa: F401 - registers ta
 from flipkart_api.db import Base
 from flipkart_api.orders import models as _orders  # noqa: F401 - registers tables
 
+POSTGRES_ONLY = {
+    "search_vector", "title_vector", "ix_products_search_vector", "ix_products_title_vector"
+}  # fmt: skip
+
 
 def _diff(url: str) -> list[object]:
     engine = create_engine(url)
@@ -22,10 +26,8 @@ def _diff(url: str) -> list[object]:
             conn,
             opts={
                 "compare_type": True,
-                # The tsvector column and its index are PostgreSQL-only and not mapped.
-                "include_object": lambda obj, name, type_, *_: (
-                    name not in ("search_vector", "ix_products_search_vector")
-                ),
+                # The tsvector columns and their indexes are PostgreSQL-only and not mapped.
+                "include_object": lambda obj, name, type_, *_: name not in POSTGRES_ONLY,
             },
         )
         diff = compare_metadata(context, Base.metadata)

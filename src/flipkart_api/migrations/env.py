@@ -15,14 +15,17 @@ config = context.config
 target_metadata = Base.metadata
 
 # Columns that exist only on PostgreSQL (full-text search) are managed by hand.
-POSTGRES_ONLY_COLUMNS = {("products", "search_vector")}
+POSTGRES_ONLY_COLUMNS = {("products", "search_vector"), ("products", "title_vector")}
+
+
+POSTGRES_ONLY_INDEXES = {"ix_products_search_vector", "ix_products_title_vector"}
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     """Keep autogenerate from dropping what the ORM deliberately does not map."""
     if type_ == "column" and (obj.table.name, name) in POSTGRES_ONLY_COLUMNS:
         return False
-    return not (type_ == "index" and name == "ix_products_search_vector")
+    return not (type_ == "index" and name in POSTGRES_ONLY_INDEXES)
 
 
 def run_migrations_online() -> None:
