@@ -6,7 +6,7 @@ PORT ?= 5000
 DEMO_PRODUCTS ?= 1000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check install migrate seed clean
+.PHONY: run test test-docker lint typecheck check install migrate seed clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ run: $(STAMP) ## Serve on http://127.0.0.1:$(PORT) (SQLite + in-process cache un
 	HOST=127.0.0.1 PORT=$(PORT) $(BIN)/flipkart-api serve
 
 test: $(STAMP) ## The whole suite: SQLite and real PostgreSQL + Redis (started by the tests)
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/container
+
+test-docker: $(STAMP) ## Image, dev stack and production stack on a real Docker engine
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/pytest tests/container -p no:cacheprovider -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

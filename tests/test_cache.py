@@ -141,10 +141,8 @@ def test_redis_down_bypasses_then_resumes(pg_app: Flask, own_redis: servers.Redi
         assert response.headers["X-Cache"] == "BYPASS", url
     health = client.get("/health")
     assert health.status_code == 200
-    assert health.get_json() == {
-        "status": "degraded",
-        "checks": {"database": "ok", "cache": "unavailable"},
-    }
+    assert health.get_json()["status"] == "degraded"
+    assert health.get_json()["checks"] == {"database": "ok", "cache": "unavailable"}
     own_redis.restart()
     deadline = time.monotonic() + 5
     statuses = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from flask.testing import FlaskClient
@@ -24,7 +25,11 @@ def test_root_tutorial_contract(client: FlaskClient) -> None:
 def test_health_healthy(client: FlaskClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "healthy", "checks": {"database": "ok", "cache": "ok"}}
+    assert response.get_json() == {
+        "status": "healthy",
+        "checks": {"database": "ok", "cache": "ok"},
+        "instance": socket.gethostname(),
+    }
 
 
 def test_livez_and_readyz(client: FlaskClient) -> None:
@@ -43,6 +48,7 @@ def test_database_down_is_503_without_exception_text(tmp_path: Path) -> None:
     assert health.get_json() == {
         "status": "unhealthy",
         "checks": {"database": "unavailable", "cache": "ok"},
+        "instance": socket.gethostname(),
     }
     assert client.get("/livez").status_code == 200  # liveness never touches dependencies
     assert client.get("/readyz").status_code == 503
@@ -63,6 +69,7 @@ def test_cache_unreachable_is_degraded(tmp_path: Path, sqlite_template: Path) ->
     assert response.get_json() == {
         "status": "degraded",
         "checks": {"database": "ok", "cache": "unavailable"},
+        "instance": socket.gethostname(),
     }
     root = client.get("/")
     assert root.status_code == 200
@@ -82,3 +89,26 @@ def test_readyz_on_unmigrated_postgres(pg_server: servers.PostgresServer) -> Non
     other = create_app(load_settings(app_env="test", database_url=url))
     assert other.test_client().get("/readyz").status_code == 503
     other.extensions["db_engine"].dispose()
+
+
+def test_proxy_fix_trusts_exactly_the_configured_hops(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """Behind one nginx the client is the last X-Forwarded-For entry, never a spoofed first."""
+    from flask import request
+
+    app = create_app(sqlite_settings(tmp_path, sqlite_template, proxy_hops=1))
+
+    @app.get("/_whoami")
+    def whoami() -> dict[str, str]:
+        return {"ip": request.remote_addr or ""}
+
+    headers = {"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}
+    assert app.test_client().get("/_whoami", headers=headers).get_json()["ip"] == "203.0.113.9"
+    direct = create_app(sqlite_settings(tmp_path, sqlite_template))
+
+    @direct.get("/_whoami")
+    def whoami_direct() -> dict[str, str]:
+        return {"ip": request.remote_addr or ""}
+
+    assert direct.test_client().get("/_whoami", headers=headers).get_json()["ip"] == "127.0.0.1"

@@ -6,6 +6,7 @@ import logging
 
 from apiflask import APIFlask
 from flask import Response, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import cache, db, errors, limits, logs, openapi
 from .settings import Settings, load_settings
@@ -39,6 +40,10 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     limits.init_app(app, settings)
     _register_blueprints(app)
     app.after_request(_conditional_get)
+    if settings.proxy_hops:
+        # Trust X-Forwarded-For/-Proto/-Host from exactly that many proxies, no more.
+        n = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     _announce(settings)
     return app
 

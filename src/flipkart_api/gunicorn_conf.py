@@ -19,4 +19,7 @@ accesslog = "-"
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
-forwarded_allow_ips = "*"  # only nginx can reach the replicas; trust its X-Forwarded-*
+# X-Forwarded-* are handled by werkzeug's ProxyFix (PROXY_HOPS), in one place.
+forwarded_allow_ips = "127.0.0.1"
+reload = _settings.web_reload
+control_socket_disable = True  # no gunicornc here; and the root filesystem is read-only

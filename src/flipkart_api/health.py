@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any, Literal
 
 import orjson
 from apiflask import APIBlueprint
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,6 +41,7 @@ class HealthOut(BaseModel):
 
     status: Literal["healthy", "degraded", "unhealthy"]
     checks: Checks
+    instance: str = Field(description="Host name of the replica that answered")
 
 
 class ProbeOut(BaseModel):
@@ -92,7 +94,7 @@ def health() -> Any:
         "database": "ok" if database_ok else "unavailable",
         "cache": "ok" if cache_ok else "unavailable",
     }
-    body = orjson.dumps({"status": status, "checks": checks})
+    body = orjson.dumps({"status": status, "checks": checks, "instance": socket.gethostname()})
     return json_bytes(body, status=200 if database_ok else 503)
 
 

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     web_concurrency: int = Field(default=2, ge=1)
     web_threads: int = Field(default=4, ge=1)
     instance_dir: Path = Path("instance")
+    # How many reverse proxies (nginx) sit in front and may set X-Forwarded-*; 0 = none.
+    proxy_hops: int = Field(default=0, ge=0, le=5)
+    # gunicorn --reload, for the dev container with the source bind-mounted.
+    web_reload: bool = False
     # Per-client limits (Flask-Limiter syntax); RATELIMIT_ENABLED=false turns them all off.
     ratelimit_enabled: bool = True
     ratelimit_register: str = "10/minute"
