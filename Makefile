@@ -6,7 +6,12 @@ PORT ?= 5000
 DEMO_PRODUCTS ?= 1000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-docker lint typecheck check install migrate seed clean
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+IMAGE_NAME ?= flipkart-api
+PYTHON_IMAGE ?= python:3.13-slim
+
+.PHONY: run test test-docker test-swarm lint lint-deploy typecheck check install migrate seed clean image push
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,20 +28,39 @@ run: $(STAMP) ## Serve on http://127.0.0.1:$(PORT) (SQLite + in-process cache un
 	HOST=127.0.0.1 PORT=$(PORT) $(BIN)/flipkart-api serve
 
 test: $(STAMP) ## The whole suite: SQLite and real PostgreSQL + Redis (started by the tests)
-	$(BIN)/pytest --ignore=tests/container
+	$(BIN)/pytest --ignore=tests/container --ignore=tests/swarm
 
-test-docker: $(STAMP) ## Image, dev stack and production stack on a real Docker engine
+test-docker: $(STAMP) ## Image, dev stack, production stack and registry round trip on a real engine
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/pytest tests/container -p no:cacheprovider -s
+
+test-swarm: $(STAMP) ## The Swarm stack on a single-node swarm: rolling update under load
+	$(BIN)/pytest tests/swarm -p no:cacheprovider -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 
+lint-deploy: $(STAMP) ## Dockerfile (hadolint), workflows (actionlint), Kubernetes manifests (kubernetes-validate)
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/actionlint
+	PYTHON=$(BIN)/python bash deploy/k8s/validate.sh
+
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+image: ## Build flipkart-api:<version> and :<git sha>
+	docker build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) --build-arg VERSION=$(VERSION) \
+		--build-arg REVISION=$(GIT_SHA) -t $(IMAGE_NAME):$(VERSION) -t $(IMAGE_NAME):$(GIT_SHA) .
+
+push: image ## make push REGISTRY=host/namespace [RELEASE=1 also pushes :latest]
+	@test -n "$(REGISTRY)" || { echo "usage: make push REGISTRY=host/namespace [RELEASE=1]"; exit 2; }
+	for tag in $(VERSION) $(GIT_SHA) $(if $(RELEASE),latest); do \
+		docker tag $(IMAGE_NAME):$(VERSION) $(REGISTRY)/$(IMAGE_NAME):$$tag \
+		&& docker push $(REGISTRY)/$(IMAGE_NAME):$$tag || exit 1; \
+	done
 
 migrate: $(STAMP)
 	$(BIN)/flipkart-api migrate

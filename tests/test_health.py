@@ -112,3 +112,21 @@ def test_proxy_fix_trusts_exactly_the_configured_hops(
         return {"ip": request.remote_addr or ""}
 
     assert direct.test_client().get("/_whoami", headers=headers).get_json()["ip"] == "127.0.0.1"
+
+
+def test_readyz_accepts_a_newer_schema_during_rolling_updates(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """Old replicas stay ready when the new release has already migrated further."""
+    from sqlalchemy import text
+
+    from flipkart_api import db
+
+    app = create_app(sqlite_settings(tmp_path, sqlite_template))
+    client = app.test_client()
+    with app.app_context(), db.engine().begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'f00dcafe9999'"))
+    assert client.get("/readyz").status_code == 200
+    with app.app_context(), db.engine().begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    assert client.get("/readyz").status_code == 503  # behind: not ready

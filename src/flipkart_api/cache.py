@@ -233,10 +233,7 @@ class Cache:
                 return True
             keys, gens = list(self._pending), list(self._pending_generations)
             try:
-                if keys:
-                    self.backend.delete([KEY_PREFIX + k for k in keys])
-                for name in gens:
-                    self.backend.incr(KEY_PREFIX + "gen:" + name)
+                self._deliver(keys, gens)
             except CacheError as exc:
                 self._trip(exc)
                 return False
@@ -298,15 +295,19 @@ class Cache:
     def invalidate(self, keys: Sequence[str] = (), generations: Sequence[str] = ()) -> None:
         """Delete keys and bump namespace generations; remember them if Redis is away."""
         try:
-            if keys:
-                self.backend.delete([KEY_PREFIX + k for k in keys])
-            for name in generations:
-                self.backend.incr(KEY_PREFIX + "gen:" + name)
+            self._deliver(keys, generations)
         except CacheError as exc:
             self._trip(exc)
             with self._lock:
                 self._pending.update(keys)
                 self._pending_generations.update(generations)
+
+    def _deliver(self, keys: Sequence[str], generations: Sequence[str]) -> None:
+        """Send invalidations to the backend (raises CacheError)."""
+        if keys:
+            self.backend.delete([KEY_PREFIX + k for k in keys])
+        for name in generations:
+            self.backend.incr(KEY_PREFIX + "gen:" + name)
 
     def ping(self) -> bool:
         """True when the backend answers now (used by /health; ignores the breaker)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -29,14 +30,35 @@ def main() -> None:
 
 
 @main.command()
-def migrate() -> None:
+@click.option(
+    "--wait",
+    "wait_seconds",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 600),
+    help="Keep retrying this long while the database is not reachable yet (orchestrators "
+    "without depends_on, e.g. Swarm).",
+)
+def migrate(wait_seconds: int) -> None:
     """Upgrade the database schema to the latest revision (safe to run from many replicas)."""
+    from sqlalchemy.exc import OperationalError
+
     from .migrate import upgrade
 
     settings = _settings()
     if settings.uses_sqlite:
         settings.instance_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.effective_database_url)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            upgrade(settings.effective_database_url)
+            break
+        except OperationalError:
+            if time.monotonic() >= deadline:
+                click.echo("database unreachable; giving up", err=True)
+                sys.exit(1)
+            click.echo("database not reachable yet; retrying in 2 s", err=True)
+            time.sleep(2)
     click.echo("database schema is at the latest revision")
 
 

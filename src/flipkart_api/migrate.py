@@ -33,6 +33,24 @@ def head_revision() -> str | None:
     return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
 
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this code ships."""
+    return frozenset(rev.revision for rev in ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions())
+
+
+def schema_is_current(revision: str | None) -> bool:
+    """At our head, or at a newer revision we do not know yet.
+
+    During a rolling update the new release migrates first; the old replicas must stay
+    ready against the newer schema (migrations are written expand-then-contract), or the
+    rollout would leave no ready replica. An older known revision, or none, is not ready.
+    """
+    return revision is not None and (
+        revision == head_revision() or revision not in known_revisions()
+    )
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None when never migrated)."""
     with engine.connect() as conn:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +56,28 @@ class Settings(BaseSettings):
     ratelimit_orders: str = "60/minute"
     idempotency_ttl_hours: int = Field(default=24, ge=1)
 
+    # Docker/Swarm/Kubernetes secrets arrive as files: SECRET_KEY_FILE=/run/secrets/secret_key.
+    secret_key_file: Path | None = None
+    database_url_file: Path | None = None
+    redis_url_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        """A *_FILE variable fills its plain twin when that is not set."""
+        if not isinstance(data, dict):
+            return data
+        for name in ("secret_key", "database_url", "redis_url"):
+            path = data.get(f"{name}_file")
+            if path and not data.get(name):
+                try:
+                    data[name] = Path(path).read_text().strip()
+                except OSError as exc:
+                    raise ConfigError(
+                        f"{name.upper()}_FILE={path} cannot be read: {exc.strerror}"
+                    ) from None
+        return data
+
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         """Production never falls back: no database URL or a weak secret is fatal."""
@@ -64,7 +86,12 @@ class Settings(BaseSettings):
         if not self.database_url:
             raise ConfigError("APP_ENV=production requires DATABASE_URL")
         secret = self.secret_key or ""
-        if secret in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+        squashed = secret.lower().replace("-", "").replace("_", "")
+        if (
+            secret in PLACEHOLDER_SECRETS
+            or len(secret) < MIN_SECRET_LENGTH
+            or "changeme" in squashed
+        ):
             raise ConfigError(
                 f"APP_ENV=production requires SECRET_KEY of at least {MIN_SECRET_LENGTH} random "
                 "characters: python -c 'import secrets; print(secrets.token_urlsafe(48))'"

@@ -64,6 +64,27 @@ def wait_for(url: str, seconds: float = 90) -> float:
     raise AssertionError(f"{url} did not answer 200 within {seconds}s")
 
 
+def run_dev_container(image: str, label: str) -> tuple[str, int]:
+    """Start the image alone on the embedded default, on a free 127.0.0.1 port."""
+    port = servers.free_port()
+    name = f"fk-{label}-{port}"
+    publish = f"127.0.0.1:{port}:5000"
+    docker("run", "-d", "--name", name, "-p", publish, "-e", "APP_ENV=development", image)
+    return name, port
+
+
+def wait_healthy(name: str, seconds: float = 90) -> None:
+    """Until Docker reports the container's HEALTHCHECK as healthy (fails if it stops)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        state = json.loads(docker("inspect", name).stdout)[0]["State"]
+        if state["Health"]["Status"] == "healthy":
+            return
+        assert state["Running"], docker("logs", name, check=False).stdout[-2000:]
+        time.sleep(0.5)
+    raise AssertionError(f"{name} never became healthy")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def engine() -> None:
     """A running engine, or a loud skip (a failure under CI=true)."""

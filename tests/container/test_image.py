@@ -10,8 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import servers
-from .conftest import ROOT, docker, wait_for
+from .conftest import ROOT, docker, run_dev_container, wait_for, wait_healthy
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -29,32 +28,13 @@ def test_image_is_non_root_and_becomes_healthy(image: str) -> None:
     assert "/livez" in config["Healthcheck"]["Test"][-1]
     assert config["Labels"]["org.opencontainers.image.revision"]
     assert not any(e.startswith("SECRET_KEY=") for e in config["Env"])
-    port = servers.free_port()
-    name = f"fk-image-test-{port}"
     started = time.monotonic()
-    docker(
-        "run",
-        "-d",
-        "--name",
-        name,
-        "-p",
-        f"127.0.0.1:{port}:5000",
-        "-e",
-        "APP_ENV=development",
-        image,
-    )
+    name, port = run_dev_container(image, "image-test")
     try:
         wait_for(f"http://127.0.0.1:{port}/livez")
         serving_after = time.monotonic() - started
-        healthy_after = None
-        while time.monotonic() - started < 90:
-            state = json.loads(docker("inspect", name).stdout)[0]["State"]
-            if state["Health"]["Status"] == "healthy":
-                healthy_after = time.monotonic() - started
-                break
-            assert state["Running"], docker("logs", name, check=False).stdout[-2000:]
-            time.sleep(0.5)
-        assert healthy_after is not None, "the HEALTHCHECK never turned healthy"
+        wait_healthy(name)
+        healthy_after = time.monotonic() - started
         assert docker("exec", name, "id", "-u").stdout.strip() == "10001"
         assert docker("top", name, "-o", "pid,user,args").stdout.count("root") == 0
     finally:

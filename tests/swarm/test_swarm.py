@@ -1,0 +1,162 @@
+"""`make test-swarm`: the stack on a single-node swarm, and a rolling update under load.
+
+Creates the swarm (`docker swarm init --advertise-addr 127.0.0.1`) and leaves it afterwards
+unless this machine was already in one. Traffic goes only to 127.0.0.1; loops are bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .. import servers
+from ..container.conftest import ROOT, docker, http, wait_for
+
+pytestmark = pytest.mark.timeout(900)
+STACK = "fkswarm"
+MAX_REQUESTS = 20_000  # the load stops at the end of the update, or at these bounds
+MAX_SECONDS = 300
+
+
+def _remove_stack() -> None:
+    """Remove the stack and, once its containers are gone, its volumes (bounded waits)."""
+    docker("stack", "rm", STACK, check=False)
+    label = f"label=com.docker.stack.namespace={STACK}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        left = docker("ps", "-aq", "--filter", label).stdout.strip()
+        left += docker("network", "ls", "-q", "--filter", label).stdout.strip()
+        if not left:
+            break
+        time.sleep(1)
+    volumes = docker("volume", "ls", "-q", "--filter", label).stdout.split()
+    if volumes:
+        docker("volume", "rm", "-f", *volumes, check=False)
+
+
+@pytest.fixture(scope="module")
+def swarm() -> Iterator[None]:
+    """A single-node swarm for this module, without leftovers of an earlier run."""
+    if docker("info", check=False).returncode != 0:
+        pytest.fail("no Docker engine") if os.environ.get("CI") == "true" else pytest.skip(
+            "no Docker engine"
+        )
+    state = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
+    created = state != "active"
+    if created:
+        docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+    _remove_stack()  # a volume kept from an earlier run would hold another password
+    try:
+        yield
+    finally:
+        _remove_stack()
+        if created:
+            docker("swarm", "leave", "--force", check=False)
+
+
+@pytest.fixture(scope="module")
+def images() -> tuple[str, str]:
+    """Two tags of the image that differ (revision label), for the rolling update."""
+    tags = ("flipkart-api:swarm-1", "flipkart-api:swarm-2")
+    base = (
+        ["--build-arg", f"PYTHON_IMAGE={os.environ['PYTHON_IMAGE']}"]
+        if os.environ.get("PYTHON_IMAGE")
+        else []
+    )
+    for tag in tags:
+        docker("build", *base, "--build-arg", f"REVISION={tag}", "-t", tag, str(ROOT))
+    return tags
+
+
+def _secrets(directory: Path) -> None:
+    password = secrets.token_urlsafe(24)
+    (directory / "postgres_password").write_text(password)
+    (directory / "database_url").write_text(f"postgresql://flipkart:{password}@db:5432/flipkart")
+    (directory / "secret_key").write_text(secrets.token_urlsafe(48))
+
+
+def _replicas() -> str:
+    out = docker(
+        "service", "ls", "--filter", f"name={STACK}_web", "--format", "{{.Replicas}}"
+    ).stdout
+    return out.strip()
+
+
+def test_rolling_update_drops_no_request(
+    swarm: None, images: tuple[str, str], tmp_path: Path
+) -> None:
+    _secrets(tmp_path)
+    port = servers.free_port()
+    env = os.environ | {
+        "APP_IMAGE": images[0],
+        "HTTP_PORT": str(port),
+        "SECRETS_DIR": str(tmp_path),
+    }
+    docker(
+        "stack",
+        "deploy",
+        "-c",
+        str(ROOT / "deploy/swarm/stack.yaml"),
+        "--resolve-image",
+        "never",
+        STACK,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_for(base + "/readyz", seconds=240)
+    deadline = time.monotonic() + 120
+    while _replicas() != "3/3":
+        assert time.monotonic() < deadline, f"web replicas: {_replicas()}"
+        time.sleep(1)
+    instances = {(http(base + "/health")[1] or {}).get("instance") for _ in range(60)}
+    assert len(instances - {None}) == 3, instances
+
+    codes: Counter[int] = Counter()
+    done = threading.Event()
+
+    def load() -> None:
+        started = time.monotonic()
+        while (
+            not done.is_set()
+            and sum(codes.values()) < MAX_REQUESTS
+            and time.monotonic() - started < MAX_SECONDS
+        ):
+            for path in ("/health", "/", "/api/v1/categories"):
+                codes[http(base + path, timeout=10)[0]] += 1
+
+    workers = [threading.Thread(target=load) for _ in range(3)]
+    for w in workers:
+        w.start()
+    started = time.monotonic()
+    try:
+        time.sleep(2)
+        docker(
+            "service", "update", "--image", images[1], "--detach=false", f"{STACK}_web", timeout=600
+        )
+        update_seconds = time.monotonic() - started
+        time.sleep(2)
+    finally:
+        done.set()
+        for w in workers:
+            w.join()
+    sent, failed = sum(codes.values()), sum(n for c, n in codes.items() if c != 200)
+    summary = f"{update_seconds:.1f}s, sent={sent} failed={failed} codes={dict(codes)}"
+    print(f"\nswarm rolling update: {summary}")
+    spec = docker(
+        "service",
+        "inspect",
+        f"{STACK}_web",
+        "--format",
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}",
+    ).stdout.split()
+    assert spec[0].startswith(images[1])
+    assert spec[1] == "completed"
+    assert _replicas() == "3/3"
+    assert failed == 0, codes
