@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any
 
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -176,7 +175,7 @@ def _move(order_id: int, target: str, owner_id: int | None) -> Order:
         raise NotFound(f"Order {order_id} does not exist.")
     if not can_move(order.status, target):
         raise Conflict(f"An order cannot go from '{order.status}' to '{target}'.")
-    restored: list[Any] = []
+    restored: list[int] = []
     if target == "cancelled":
         for item in sorted(order.items, key=lambda i: i.product_id or 0):
             if item.product_id is None:
