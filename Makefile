@@ -11,7 +11,7 @@ GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 IMAGE_NAME ?= flipkart-api
 PYTHON_IMAGE ?= python:3.13-slim
 
-.PHONY: run test test-docker test-swarm lint lint-deploy typecheck check install migrate seed clean image push
+.PHONY: run test test-docker test-swarm bench bench-quick lint lint-deploy typecheck check install migrate seed clean image push
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,8 +38,14 @@ test-swarm: $(STAMP) ## The Swarm stack on a single-node swarm: rolling update u
 	$(BIN)/pytest tests/swarm -p no:cacheprovider -s
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: $(STAMP) ## Load benchmarks against the tutorial design (needs wrk, nginx; ~10-20 min)
+	$(BIN)/python -m bench.harness
+
+bench-quick: $(STAMP) ## The same harness in under 3 minutes (figures not asserted)
+	$(BIN)/python -m bench.harness --quick
 
 lint-deploy: $(STAMP) ## Dockerfile (hadolint), workflows (actionlint), Kubernetes manifests (kubernetes-validate)
 	$(BIN)/hadolint Dockerfile
