@@ -270,7 +270,7 @@ def test_postgres_search_can_use_the_gin_index(pg_url: str) -> None:
     from flipkart_api.catalog.schemas import ProductQuery
     from flipkart_api.catalog.search import build_query
 
-    stmt, _ = build_query(ProductQuery(q="samsung"), "postgresql", None)
+    stmt = build_query(ProductQuery(q="samsung"), "postgresql", None)
     sql = str(
         stmt.compile(dialect=create_engine(pg_url).dialect, compile_kwargs={"literal_binds": True})
     )

@@ -94,9 +94,7 @@ def _filters(query: ProductQuery, category_ids: list[int] | None) -> list[Column
     return conditions
 
 
-def build_query(
-    query: ProductQuery, dialect: str, category_ids: list[int] | None
-) -> tuple[Select[Any], Ordering]:
+def build_query(query: ProductQuery, dialect: str, category_ids: list[int] | None) -> Select[Any]:
     """SELECT products (+ sort key) for one page, with limit+1 rows to detect a next page.
 
     Relevance is a tier: 2 when every term is in the name or brand, 1 when some are only in
@@ -127,7 +125,7 @@ def build_query(
         stmt = stmt.order_by(order.key.desc(), Product.id.desc())
     else:
         stmt = stmt.order_by(order.key.asc(), Product.id.asc())
-    return stmt.limit(query.limit + 1), order
+    return stmt.limit(query.limit + 1)
 
 
 def _relevance_union(
@@ -135,7 +133,7 @@ def _relevance_union(
     conditions: list[ColumnElement[bool]],
     match: ColumnElement[bool],
     in_title: ColumnElement[bool],
-) -> tuple[Select[Any], Ordering]:
+) -> Select[Any]:
     """Relevance on PostgreSQL as one small, index-friendly query per tier.
 
     Each branch is `WHERE <tier match> ORDER BY id DESC LIMIT n`, which PostgreSQL answers
@@ -167,4 +165,4 @@ def _relevance_union(
         .order_by(tier_col.desc(), Product.id.desc())
         .limit(query.limit + 1)
     )
-    return stmt, Ordering(tier_col, True)
+    return stmt

@@ -123,7 +123,7 @@ def list_products(query: ProductQuery) -> tuple[bytes, CacheStatus]:
 def _load_page(query: ProductQuery) -> ProductPage:
     sess = db.session()
     category_ids = descendant_ids(query.category) if query.category else None
-    stmt, _order = build_query(query, sess.get_bind().dialect.name, category_ids)
+    stmt = build_query(query, sess.get_bind().dialect.name, category_ids)
     rows = sess.execute(stmt).unique().all()
     page, more = rows[: query.limit], len(rows) > query.limit
     next_cursor = None
