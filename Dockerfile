@@ -25,7 +25,7 @@ ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/flipkart-api/flipkart-api
 LABEL org.opencontainers.image.title="flipkart-api" \
-      org.opencontainers.image.description="Storefront API: Flask + gunicorn, PostgreSQL, Redis" \
+      org.opencontainers.image.description="Storefront API: Flask on granian, PostgreSQL, Redis" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}" \
@@ -49,5 +49,5 @@ EXPOSE 5000
 # over a second on a busy host, which is how healthy replicas get marked unhealthy.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/livez' % os.environ.get('PORT', '5000'), timeout=2)"]
-# exec form: `serve` execs gunicorn, which becomes PID 1 and receives SIGTERM directly.
+# exec form: `serve` execs granian, which becomes PID 1 and receives SIGTERM directly.
 CMD ["flipkart-api", "serve"]

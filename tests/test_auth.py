@@ -74,7 +74,7 @@ def test_me_rejects_missing_invalid_expired_and_forged_tokens(
     app: Flask, client: FlaskClient
 ) -> None:
     client.post("/api/v1/auth/register", json=USER)
-    secret = app.config["SECRET_KEY"]
+    secret = app.config["SETTINGS"].effective_secret_key
     now = dt.datetime.now(dt.UTC)
     expired = jwt.encode(
         {

@@ -32,6 +32,28 @@ def test_detail_miss_then_hit(seeded: Flask, client: FlaskClient) -> None:
     assert first.get_data() == second.get_data()
 
 
+def test_a_hit_answered_before_flask_looks_like_the_route_s_answer(
+    seeded: Flask, client: FlaskClient
+) -> None:
+    """cache_front.py serves detail hits; every header and byte must match the route's."""
+    miss = client.get("/api/v1/products/6", headers={"X-Request-ID": "from-nginx-1"})
+    hit = client.get("/api/v1/products/6", headers={"X-Request-ID": "from-nginx-2"})
+    assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("MISS", "HIT")
+    assert hit.get_data() == miss.get_data()
+    for name in ("Content-Type", "Content-Length", "ETag"):
+        assert hit.headers[name] == miss.headers[name], name
+    assert hit.headers["X-Request-ID"] == "from-nginx-2"
+    insane = client.get("/api/v1/products/6", headers={"X-Request-ID": "<script>; x=1"})
+    assert insane.headers["X-Request-ID"] != "<script>; x=1"
+    assert len(insane.headers["X-Request-ID"]) == 32  # a fresh uuid4
+    weak = client.get("/api/v1/products/6", headers={"If-None-Match": "W/" + miss.headers["ETag"]})
+    assert (weak.status_code, weak.headers["X-Cache"], weak.get_data()) == (304, "HIT", b"")
+    # HEAD, leading zeros and out-of-range ids are Flask's, as before.
+    assert client.head("/api/v1/products/6").status_code == 200
+    assert client.get("/api/v1/products/06").status_code in (200, 404)
+    assert client.get(f"/api/v1/products/{2**63}").status_code == 404
+
+
 def test_tutorial_root_uses_the_cache(seeded: Flask, client: FlaskClient) -> None:
     first, second = client.get("/").get_json(), client.get("/").get_json()
     assert first["message"] == "From Database!"
@@ -152,6 +174,7 @@ def test_redis_down_bypasses_then_resumes(pg_app: Flask, own_redis: servers.Redi
             break
         time.sleep(0.1)
     assert statuses[-1] == "HIT", statuses
+    time.sleep(pg_app.config["SETTINGS"].health_cache_seconds)  # /health's last check expires
     assert client.get("/health").get_json()["status"] == "healthy"
 
 
@@ -191,3 +214,21 @@ def test_sqlite_dev_mode_runs_without_any_server(tmp_path: Path, sqlite_template
     assert client.get("/health").get_json()["checks"] == {"database": "ok", "cache": "ok"}
     assert client.get("/api/v1/products/1").headers["X-Cache"] == "MISS"
     assert client.get("/api/v1/products/1").headers["X-Cache"] == "HIT"
+
+
+def test_health_sees_an_outage_within_its_cache_window(
+    pg_app: Flask, own_redis: servers.RedisServer
+) -> None:
+    client = pg_app.test_client()
+    window = pg_app.config["SETTINGS"].health_cache_seconds
+    assert client.get("/health").get_json()["status"] == "healthy"
+    own_redis.halt()
+    try:
+        deadline = time.monotonic() + window + 1
+        status = "healthy"
+        while status == "healthy" and time.monotonic() < deadline:
+            status = client.get("/health").get_json()["status"]
+            time.sleep(0.05)
+        assert status == "degraded", f"outage not reported within {window + 1} s"
+    finally:
+        own_redis.restart()

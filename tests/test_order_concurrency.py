@@ -1,4 +1,4 @@
-"""Real concurrency over HTTP: gunicorn workers racing for the last units of stock."""
+"""Real concurrency over HTTP: app-server workers racing for the last units of stock."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def _serve(env: dict[str, str], workdir: Path) -> Iterator[Api]:
 
 @pytest.fixture(params=["postgres", "sqlite"])
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    """gunicorn on PostgreSQL + Redis with 4 workers, or on the embedded SQLite default."""
+    """The app server on PostgreSQL + Redis with 4 workers, or on the embedded SQLite default."""
     if request.param == "postgres":
         url = request.getfixturevalue("pg_url")
         redis_url = request.getfixturevalue("redis_server").url()

@@ -9,6 +9,7 @@ from flask import Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import cache, db, errors, limits, logs, openapi
+from .cache_front import CacheFront
 from .settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,6 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app = APIFlask(__name__, title=API_TITLE, version=API_VERSION, docs_path="/docs")
     app.config.update(
         SETTINGS=settings,
-        SECRET_KEY=settings.effective_secret_key,
         SPEC_FORMAT="json",
         DOCS_FAVICON=None,
         # Bodies above this get a 413 problem, not a worker tied up parsing them.
@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         # Trust X-Forwarded-For/-Proto/-Host from exactly that many proxies, no more.
         n = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    # Outermost: a cached product detail needs none of the layers above.
+    app.wsgi_app = CacheFront(app.wsgi_app, app.extensions["cache"])  # type: ignore[method-assign]
     _announce(settings)
     return app
 

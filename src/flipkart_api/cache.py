@@ -251,11 +251,11 @@ class Cache:
         if not self._usable():
             return loader(), CacheStatus.BYPASS
         full = KEY_PREFIX + key
-        token = uuid.uuid4().hex
         try:
             value = self.backend.get(full)
             if value is not None:
                 return value, CacheStatus.HIT
+            token = uuid.uuid4().hex
             deadline = time.monotonic() + WAIT_SECONDS
             while not self.backend.acquire_lease(full, token):
                 time.sleep(POLL_SECONDS)
@@ -279,6 +279,16 @@ class Cache:
             raise
         self._quietly(lambda: self.backend.set_if_leased(full, value, self._ttl(), token))
         return value, CacheStatus.MISS
+
+    def peek(self, key: str) -> bytes | None:
+        """The cached value, or None on a miss or while the cache is unusable (never raises)."""
+        if not self._usable():
+            return None
+        try:
+            return self.backend.get(KEY_PREFIX + key)
+        except CacheError as exc:
+            self._trip(exc)
+            return None
 
     def generation(self, name: str) -> str:
         """The current generation of a namespace; part of every key in it."""

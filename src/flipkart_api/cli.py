@@ -106,10 +106,12 @@ def create_admin(email: str, password: str, name: str) -> None:
 
 @main.command()
 def serve() -> None:
-    """Run gunicorn with the project's config (WEB_CONCURRENCY sets workers)."""
-    _settings()  # fail fast with a clear message before gunicorn forks workers
-    argv = [sys.executable, "-m", "gunicorn", "--config", "python:flipkart_api.gunicorn_conf"]
-    os.execv(sys.executable, [*argv, "flipkart_api.wsgi:app"])  # noqa: S606 - fixed argv
+    """Run granian (WSGI): WEB_CONCURRENCY workers x WEB_THREADS threads; SIGTERM drains."""
+    from .server import granian_argv
+
+    argv = granian_argv(_settings())  # fails fast with a clear message on bad settings
+    # exec: the server becomes this process (PID 1 in a container) and gets SIGTERM itself.
+    os.execv(sys.executable, [sys.executable, "-m", "granian", *argv])  # noqa: S606 - fixed argv
 
 
 @main.command()

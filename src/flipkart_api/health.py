@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from typing import Any, Literal
 
 import orjson
 from apiflask import APIBlueprint
+from flask import current_app
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -83,12 +85,24 @@ def _database_ok() -> bool:
     return True
 
 
+def _dependencies() -> tuple[bool, bool]:
+    """(database ok, cache ok), checked at most once per HEALTH_CACHE_SECONDS per worker."""
+    ttl = current_app.config["SETTINGS"].health_cache_seconds
+    last: tuple[float, tuple[bool, bool]] | None = current_app.extensions.get("health")
+    now = time.monotonic()
+    if last is not None and now - last[0] < ttl:
+        return last[1]
+    result = (_database_ok(), cache().ping())
+    current_app.extensions["health"] = (now, result)
+    return result
+
+
 @bp.get("/health")
 @bp.output(HealthOut)
 @bp.doc(responses=_json_503("Database unavailable", "HealthOut"))
 def health() -> Any:
-    """Dependency health: 200 healthy/degraded, 503 when the database is down."""
-    database_ok, cache_ok = _database_ok(), cache().ping()
+    """Dependency health: 200 healthy/degraded, 503 when the database is down (<= 1 s old)."""
+    database_ok, cache_ok = _dependencies()
     status = "healthy" if database_ok and cache_ok else "degraded" if database_ok else "unhealthy"
     checks = {
         "database": "ok" if database_ok else "unavailable",

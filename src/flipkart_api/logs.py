@@ -36,13 +36,17 @@ def configure_logging(level: str) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
+def request_id(incoming: str) -> str:
+    """The incoming id (from nginx) if it is sane, else a new one."""
+    return incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+
+
 def init_app(app: Flask) -> None:
     """Take a sane incoming request id (from nginx) or make one; echo it on the response."""
 
     @app.before_request
     def _assign_request_id() -> None:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER, ""))
 
     @app.after_request
     def _echo_request_id(response: Response) -> Response:

@@ -35,13 +35,14 @@ X_CACHE = {
 
 
 APIFLASK_ERRORS = ("HTTPError", "ValidationError")  # apiflask's defaults; we send problem+json
+MAX_ID = 2**63 - 1  # BIGINT
 
 
 class IdConverter(IntegerConverter):
     """`<int:...>` for BIGINT ids: 1..2^63-1, so an impossible id is a routing 404."""
 
     def __init__(self, url_map: Map) -> None:
-        super().__init__(url_map, min=1, max=2**63 - 1)
+        super().__init__(url_map, min=1, max=MAX_ID)
 
 
 def _finish(spec: dict[str, Any] | str) -> dict[str, Any] | str:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_connect_timeout_seconds: int = Field(default=2, ge=1)
+    # /health checks the database and Redis at most this often per worker (0 = every call),
+    # so monitors and load balancers polling it cannot turn into load on the database.
+    health_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     jwt_expires_seconds: int = Field(default=3600, ge=60)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     host: str = "0.0.0.0"  # noqa: S104 - inside a container the app must listen on all interfaces
@@ -47,8 +50,10 @@ class Settings(BaseSettings):
     instance_dir: Path = Path("instance")
     # How many reverse proxies (nginx) sit in front and may set X-Forwarded-*; 0 = none.
     proxy_hops: int = Field(default=0, ge=0, le=5)
-    # gunicorn --reload, for the dev container with the source bind-mounted.
+    # granian --reload, for the dev container with the source bind-mounted.
     web_reload: bool = False
+    # One line per request from each replica (nginx logs them too, with the same request id).
+    access_log: bool = True
     # Per-client limits (Flask-Limiter syntax); RATELIMIT_ENABLED=false turns them all off.
     ratelimit_enabled: bool = True
     ratelimit_register: str = "10/minute"

@@ -1,4 +1,4 @@
-"""The WSGI entry point for gunicorn: `flipkart_api.wsgi:app`."""
+"""The WSGI entry point for the app server: `flipkart_api.wsgi:app`."""
 
 from __future__ import annotations
 

@@ -37,13 +37,14 @@ def slugify(text: str, max_length: int = 200) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:max_length].strip("-")
 
 
-def _product_key(product_id: int) -> str:
+def product_key(product_id: int) -> str:
+    """The cache key of one product's JSON."""
     return f"product:{product_id}"
 
 
 def invalidate_products(product_ids: list[int]) -> None:
     """After a commit that changed these products (or categories): drop details and lists."""
-    cache().invalidate(keys=[_product_key(pid) for pid in product_ids], generations=[CATALOG])
+    cache().invalidate(keys=[product_key(pid) for pid in product_ids], generations=[CATALOG])
 
 
 # -- categories ----------------------------------------------------------------
@@ -106,7 +107,7 @@ def get_product(product_id: int) -> tuple[bytes, CacheStatus]:
             raise NotFound(f"Product {product_id} does not exist.")
         return ProductOut.model_validate(product).model_dump_json().encode()
 
-    return cache().read_through(_product_key(product_id), load)
+    return cache().read_through(product_key(product_id), load)
 
 
 def list_products(query: ProductQuery) -> tuple[bytes, CacheStatus]:

@@ -1,0 +1,49 @@
+"""How `flipkart-api serve` runs the app: granian's WSGI server, configured from the settings.
+
+granian won the measured comparison with gunicorn sync and gthread workers (bench/results,
+docs/decisions.md): its HTTP handling is Rust, so a request costs far less CPU outside the app.
+"""
+
+from __future__ import annotations
+
+from .settings import Settings
+
+APP = "flipkart_api.wsgi:app"
+# Longer than any request may take; compose/Swarm/Kubernetes stop grace periods exceed it.
+GRACEFUL_STOP_SECONDS = 20
+# request id as nginx sends it, so an access line can be matched with the app's log lines
+ACCESS_LOG_FORMAT = (
+    '%(addr)s "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms '
+    "rid=%(header{x-request-id})s"
+)
+
+
+def granian_argv(settings: Settings) -> list[str]:
+    """The granian command line (after `python -m granian`) for these settings."""
+    # An in-process cache is per process: with several workers a write in one would leave the
+    # others serving stale reads, so without Redis there is exactly one worker.
+    workers = settings.web_concurrency if settings.redis_url else 1
+    argv = [
+        "--interface",
+        "wsgi",
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--workers",
+        str(workers),
+        # WSGI requests run on these threads; they wait on PostgreSQL and Redis, so a few.
+        "--blocking-threads",
+        str(settings.web_threads),
+        "--respawn-failed-workers",
+        "--workers-kill-timeout",
+        str(GRACEFUL_STOP_SECONDS),
+        "--log-level",
+        settings.log_level.lower(),
+        "--access-log" if settings.access_log else "--no-access-log",
+        "--access-log-fmt",
+        ACCESS_LOG_FORMAT,
+    ]
+    if settings.web_reload:
+        argv += ["--reload"]
+    return [*argv, APP]
