@@ -2,12 +2,14 @@
 
 Starts everything natively on 127.0.0.1: PostgreSQL and Redis (tests/servers.py), 3 replicas
 of our app (`flipkart-api serve`, production settings) and 3 of the tutorial baseline
-(gunicorn, 4 sync workers), each set behind its own nginx. Each scenario runs wrk for a fixed
-duration after a warm-up, `repeats` times; figures are medians with min-max, and ratios
-compare runs made in this same process. Writes bench/results/<date>[-quick].json and .md.
+(bench/baseline: gunicorn, 4 sync workers), each set behind nginx (bench/nginx.conf.tmpl).
+Each scenario runs wrk for a fixed time after a warm-up, `repeats` times, through nginx and
+directly against one replica. Then: the app-server comparison, resources, and latency
+against catalog size (bench/scaling.py). Figures are medians with min-max; every ratio
+compares runs of this same process. Writes bench/results/<date>[-quick].json, .md and PNGs.
 
-    .venv/bin/python -m bench.harness            # full run
-    .venv/bin/python -m bench.harness --quick    # < 3 minutes, keeps the harness from rotting
+    .venv/bin/python -m bench.harness            # full run, about 20 minutes
+    .venv/bin/python -m bench.harness --quick    # under 3 minutes, keeps the harness from rotting
 
 Every process started here is stopped by PID at the end, also on failure.
 """
@@ -15,337 +17,231 @@ Every process started here is stopped by PID at the end, also on failure.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
 import json
-import os
-import re
-import secrets
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from string import Template
 from typing import Any
 
+import sqlalchemy as sa
 from tests import servers
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-BIN = Path(sys.executable).parent
+from bench import load, report, scaling, stack
+
 REPLICAS = 3
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One load: a name, which stack, a path (or a Lua script choosing paths)."""
-
-    name: str
-    stack: str  # "ours" or "baseline"
-    path: str
-    lua: str | None = None
+HOT_SET = 1_000
 
 
 @dataclass(frozen=True)
 class Profile:
-    """How long and how often."""
+    """How long, how often, how big."""
 
     duration: int
     warmup: int
     repeats: int
     connections: int
     products: int
+    catalog_sizes: tuple[int, ...]
+    cold_starts: int
 
 
 PROFILES = {
-    "quick": Profile(duration=3, warmup=1, repeats=1, connections=32, products=2_000),
-    "full": Profile(duration=10, warmup=3, repeats=3, connections=64, products=10_000),
+    "quick": Profile(1, 1, 1, 32, 2_000, (2_000, 4_000), 1),
+    "full": Profile(8, 2, 3, 64, 10_000, (10_000, 100_000, 1_000_000), 3),
 }
 
-HOT_SET_LUA = """
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format("GET", "/api/v1/products/" .. ((n % 1000) + 1))
-end
-"""
+
+@dataclass(frozen=True)
+class Scenario:
+    """One load: which stack, a path or a Lua script (with its arguments)."""
+
+    name: str
+    stack: str  # "ours" or "baseline"
+    path: str = "/"
+    script: str | None = None
+    args: tuple[str, ...] = ()
 
 
-def scenarios() -> list[Scenario]:
-    """What is measured; every comparison pairs two of these."""
+def scenarios(token: str) -> list[Scenario]:
+    """What is measured through nginx and against one replica; ratios pair some of them."""
     return [
-        Scenario("tutorial GET / (baseline)", "baseline", "/"),
-        Scenario("tutorial GET / (ours)", "ours", "/"),
-        Scenario("cached product detail, hot set of 1,000 (ours)", "ours", "/", HOT_SET_LUA),
-        Scenario(
-            "cached list, category filter (ours)",
-            "ours",
-            "/api/v1/products?category=mobiles&sort=price",
-        ),
-        Scenario("search q=phone (ours, cached)", "ours", "/api/v1/products?q=phone"),
+        Scenario("tutorial GET / (baseline)", "baseline"),
+        Scenario("tutorial GET / (ours)", "ours"),
+        Scenario("cached product detail, hot set of 1,000", "ours", script="hot_detail"),
+        Scenario("cached filtered list", "ours", script="filtered_list", args=("0", "same")),
+        Scenario("uncached filtered list", "ours", script="filtered_list", args=("0", "vary")),
+        Scenario("cached search", "ours", script="search", args=("0", "same")),
+        Scenario("uncached search", "ours", script="search", args=("0", "vary")),
+        Scenario("POST /api/v1/orders", "ours", script="orders", args=(str(HOT_SET), token)),
         Scenario("GET /health (baseline)", "baseline", "/health"),
         Scenario("GET /health (ours)", "ours", "/health"),
     ]
 
 
-@contextlib.contextmanager
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Collect started processes; terminate them by PID (then kill) on the way out."""
-    started: list[subprocess.Popen[bytes]] = []
-    try:
-        yield started
-    finally:
-        for proc in reversed(started):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in reversed(started):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-
-def wait_ok(url: str, seconds: float = 60) -> None:
-    """Until url answers 200."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(url, timeout=2) as response,  # noqa: S310 - 127.0.0.1
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def start_nginx(
-    workdir: Path, name: str, ports: list[int], keepalive: bool
-) -> tuple[int, list[str]]:
-    """An nginx in front of `ports`; with or without upstream keep-alive."""
-    prefix = workdir / f"nginx-{name}"
-    for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
-        (prefix / sub).mkdir(parents=True, exist_ok=True)
-    # nginx workers run as `nobody` when started by root: let them write their temp files.
-    for sub in (prefix / "tmp").iterdir():
-        sub.chmod(0o777)
-    port = servers.free_port()
-    conf = Template((ROOT / "bench" / "nginx.conf.tmpl").read_text()).substitute(
-        prefix=prefix,
-        port=port,
-        servers="\n".join(f"        server 127.0.0.1:{p} max_fails=0;" for p in ports),
-        keepalive="        keepalive 64;" if keepalive else "",
-        connection_header='""' if keepalive else "close",
-    )
-    (prefix / "nginx.conf").write_text(conf)
-    return port, ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"]
-
-
-def run_wrk(
-    url: str, profile: Profile, lua: str | None, workdir: Path, seconds: int
-) -> dict[str, float]:
-    """One wrk run: requests/s and latency percentiles in ms."""
-    cmd = [
-        "wrk",
-        "-t2",
-        f"-c{profile.connections}",
-        f"-d{seconds}s",
-        "--latency",
-        "--timeout",
-        "5s",
+def measure(url: str, profile: Profile, workdir: Path, sc: Scenario) -> dict[str, Any]:
+    """Warm up, then `repeats` timed runs; medians with min-max."""
+    load.run(url, profile.warmup, profile.connections, workdir, sc.script, sc.args)
+    runs = [
+        load.run(url, profile.duration, profile.connections, workdir, sc.script, sc.args)
+        for _ in range(profile.repeats)
     ]
-    if lua:
-        script = workdir / "hot.lua"
-        script.write_text(lua)
-        cmd += ["-s", str(script)]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 30).stdout
-    return parse_wrk(out)
+    return load.summarise(runs)
 
 
-def _ms(value: str, unit: str) -> float:
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+def _post(url: str, body: dict[str, str]) -> dict[str, Any]:
+    request = urllib.request.Request(  # noqa: S310 - 127.0.0.1
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        result: dict[str, Any] = json.loads(response.read())
+        return result
 
 
-def parse_wrk(out: str) -> dict[str, float]:
-    """Requests/sec, p50/p90/p99 latency (ms) and error counts from wrk's --latency output."""
-    figures: dict[str, float] = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
-    for pct in ("50", "90", "99"):
-        match = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s|m)\b", out)
-        figures[f"p{pct}_ms"] = _ms(*match.groups()) if match else float("nan")
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    figures["non_2xx"] = float(non2xx.group(1)) if non2xx else 0.0
-    figures["socket_errors"] = float(sum(map(int, errors.groups()))) if errors else 0.0
-    return figures
+def customer_token(base: str) -> str:
+    """Register a customer and return a bearer token."""
+    credentials = {"email": "bench@example.in", "password": "bench-password-1"}
+    _post(f"{base}/api/v1/auth/register", credentials | {"name": "Bench"})
+    token: str = _post(f"{base}/api/v1/auth/token", credentials)["access_token"]
+    return token
 
 
-def summarise(runs: list[dict[str, float]]) -> dict[str, Any]:
-    """Median with min and max for every figure."""
+def stock_snapshot(engine: sa.Engine) -> dict[int, int]:
+    """product id -> stock + units sold in live orders (must stay constant)."""
+    sql = sa.text(
+        "SELECT p.id, p.stock + COALESCE(SUM(l.quantity) FILTER "
+        "(WHERE o.status <> 'cancelled'), 0) FROM products p "
+        "LEFT JOIN order_items l ON l.product_id = p.id LEFT JOIN orders o ON o.id = l.order_id "
+        "WHERE p.id <= :n GROUP BY p.id"
+    )
+    with engine.connect() as conn:
+        return {row[0]: row[1] for row in conn.execute(sql, {"n": HOT_SET})}
+
+
+def resources(procs: stack.Procs) -> dict[str, Any]:
+    """RSS per worker and per replica (our replicas: the processes `serve` started)."""
+    replicas = [p for p in procs if p.args == [stack.CLI, "serve"]][:REPLICAS]
+    per_replica, rss, pss = [], [], []
+    for proc in replicas:
+        tree = [stack.memory_mb(p) for p in stack.tree_pids(proc.pid)]
+        per_replica.append(sum(r for r, _ in tree))
+        rss += [r for r, _ in tree[1:]]  # the workers; tree[0] is the server's main process
+        pss += [p for _, p in tree[1:]]
     return {
-        key: {
-            "median": round(statistics.median(r[key] for r in runs), 2),
-            "min": round(min(r[key] for r in runs), 2),
-            "max": round(max(r[key] for r in runs), 2),
-        }
-        for key in runs[0]
+        "rss_per_worker_mb": round(statistics.median(rss), 1),
+        "rss_per_worker_max_mb": round(max(rss), 1),
+        "pss_per_worker_mb": round(statistics.median(pss), 1),
+        "rss_per_replica_mb": round(statistics.median(per_replica), 1),
+        "workers_per_replica": len(rss) // max(len(replicas), 1),
     }
 
 
+def cold_starts(env: dict[str, str], count: int) -> list[float]:
+    """Seconds from `flipkart-api serve` to /health answering 200, for fresh replicas."""
+    times = []
+    for _ in range(count):
+        with stack.processes() as procs:
+            port = stack.serve_ours(procs, env)
+            times.append(round(stack.wait_ok(f"http://127.0.0.1:{port}/health"), 2))
+    return times
+
+
+def server_comparison(
+    procs: stack.Procs, env: dict[str, str], profile: Profile, workdir: Path, granian: int
+) -> list[dict[str, Any]]:
+    """Our app on one replica under each app server: the same requests, directly."""
+    ports = {"granian": granian}
+    for name in ("gunicorn-gthread", "gunicorn-sync"):
+        ports[name] = stack.serve_ours(procs, env, name)
+        stack.wait_ok(f"http://127.0.0.1:{ports[name]}/health")
+    rows = []
+    for sc in (
+        Scenario("cached product detail", "ours", script="hot_detail"),
+        Scenario("cached search", "ours", script="search", args=("0", "same")),
+        Scenario("GET /health", "ours", "/health"),
+    ):
+        for server, port in ports.items():
+            figures = measure(f"http://127.0.0.1:{port}", profile, workdir, sc)
+            rows.append({"scenario": sc.name, "server": server, **figures})
+            report.progress(f"{server}: {sc.name}", figures)
+    return rows
+
+
 def main() -> None:
-    """Set up both stacks, run every scenario, write the results."""
+    """Set up both stacks, run everything, write the results."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     mode = "quick" if parser.parse_args().quick else "full"
     profile = PROFILES[mode]
     workdir = Path(tempfile.mkdtemp(prefix="flipkart-bench-"))
-    pg, redis_server = servers.start_postgres(), servers.start_redis()
+    # Durable like production: an order's commit waits for its WAL flush.
+    pg, redis_server = servers.start_postgres(durable=True), servers.start_redis()
+    document: dict[str, Any] = {"mode": mode, "profile": asdict(profile)}
     try:
-        with processes() as procs:
-            url = pg.create_database("bench")
-            env = {
-                "PATH": os.environ["PATH"],
-                "HOME": str(workdir),
-                "APP_ENV": "production",
-                "DATABASE_URL": url,
-                "REDIS_URL": redis_server.url(0),
-                "SECRET_KEY": secrets.token_urlsafe(48),
-                "RATELIMIT_ENABLED": "false",
-                "LOG_LEVEL": "WARNING",
-                "HOST": "127.0.0.1",
-            }
-            cli = str(BIN / "flipkart-api")
-            subprocess.run([cli, "migrate"], env=env, check=True, capture_output=True)
-            subprocess.run(
-                [cli, "seed", "--products", str(profile.products)],
-                env=env,
-                check=True,
-                capture_output=True,
+        url = pg.create_database("bench")
+        env = stack.production_env(url, redis_server.url(0), workdir)
+        stack.cli(env, "migrate")
+        stack.cli(env, "seed", "--products", str(profile.products))
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:  # enough stock that orders/s measures orders, not 409s
+            conn.execute(
+                sa.text("UPDATE products SET stock = 1000000 WHERE id <= :n"), {"n": HOT_SET}
             )
-            ours, baseline = [], []
-            for _ in range(REPLICAS):
-                port = servers.free_port()
-                procs.append(
-                    subprocess.Popen(
-                        [cli, "serve"],
-                        env=env | {"PORT": str(port)},
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
-                ours.append(port)
-            base_env = env | {
-                "REDIS_URL": redis_server.url(1),
-                "BASELINE_DSN": url.replace("+psycopg", ""),
-                "PYTHONPATH": str(ROOT),
+        with stack.processes() as procs:
+            ports = {
+                "ours": [stack.serve_ours(procs, env) for _ in range(REPLICAS)],
+                "baseline": [
+                    stack.serve_baseline(procs, env, url, redis_server.url(1))
+                    for _ in range(REPLICAS)
+                ],
             }
-            for _ in range(REPLICAS):
-                port = servers.free_port()
-                cmd = [
-                    str(BIN / "gunicorn"),
-                    "-w",
-                    "4",
-                    "-k",
-                    "sync",
-                    "-b",
-                    f"127.0.0.1:{port}",
-                    "bench.baseline.app:app",
-                ]
-                procs.append(
-                    subprocess.Popen(
-                        cmd,
-                        env=base_env,
-                        cwd=ROOT,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
-                baseline.append(port)
-            for port in ours + baseline:
-                wait_ok(f"http://127.0.0.1:{port}/health")
-            fronts = {}
-            for name, ports, keepalive in (("ours", ours, True), ("baseline", baseline, False)):
-                front, cmd = start_nginx(workdir, name, ports, keepalive)
-                procs.append(
-                    subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                )
-                wait_ok(f"http://127.0.0.1:{front}/health")
-                fronts[name] = front
+            for port in ports["ours"] + ports["baseline"]:
+                stack.wait_ok(f"http://127.0.0.1:{port}/health")
+            document["resources_idle"] = resources(procs)
+            fronts = {
+                "ours": stack.start_nginx(procs, workdir, "ours", ports["ours"], keepalive=True),
+                "ours-no-keepalive": stack.start_nginx(
+                    procs, workdir, "ours-no-keepalive", ports["ours"], keepalive=False
+                ),
+                "baseline": stack.start_nginx(
+                    procs, workdir, "baseline", ports["baseline"], keepalive=False
+                ),
+            }
+            token = customer_token(f"http://127.0.0.1:{fronts['ours']}")
+            before = stock_snapshot(engine)
             results = []
-            for scenario in scenarios():
-                target = f"http://127.0.0.1:{fronts[scenario.stack]}{scenario.path}"
-                run_wrk(
-                    target, profile, scenario.lua, workdir, profile.warmup
-                )  # warm caches and pools
-                runs = [
-                    run_wrk(target, profile, scenario.lua, workdir, profile.duration)
-                    for _ in range(profile.repeats)
-                ]
-                results.append(
-                    {"scenario": scenario.name, "stack": scenario.stack, **summarise(runs)}
-                )
-                rps, p99 = results[-1]["rps"]["median"], results[-1]["p99_ms"]["median"]
-                print(f"{scenario.name:52} {rps:>9.0f} req/s  p99 {p99:.1f} ms", flush=True)
+            for sc in scenarios(token):
+                targets = {"nginx": fronts[sc.stack], "direct": ports[sc.stack][0]}
+                if sc.name.startswith("cached product detail"):
+                    targets["nginx, no upstream keep-alive"] = fronts["ours-no-keepalive"]
+                for via, port in targets.items():
+                    figures = measure(f"http://127.0.0.1:{port}{sc.path}", profile, workdir, sc)
+                    results.append({"scenario": sc.name, "stack": sc.stack, "via": via, **figures})
+                    report.progress(f"{sc.name} [{via}]", figures)
+            after = stock_snapshot(engine)
+            document["orders_conservation"] = {
+                "products": len(before),
+                "stock_plus_sold_unchanged": before == after,
+                "negative_stock": _negative_stock(engine),
+            }
+            document["resources_after_load"] = resources(procs)
+            document["results"] = results
+            document["servers"] = server_comparison(procs, env, profile, workdir, ports["ours"][0])
+        document["cold_start_s"] = cold_starts(env, profile.cold_starts)
+        engine.dispose()
+        document["scaling"] = scaling.run(workdir, profile.catalog_sizes, profile)
     finally:
         pg.stop()
         redis_server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    write(results, mode, profile)
+    report.write(document)
 
 
-def write(results: list[dict[str, Any]], mode: str, profile: Profile) -> None:
-    """bench/results/<date>[-quick].json and .md, with the side-by-side ratios."""
-    by_name = {r["scenario"]: r for r in results}
-
-    def ratio(a: str, b: str, key: str) -> float:
-        return round(by_name[a][key]["median"] / by_name[b][key]["median"], 2)
-
-    ratios = {
-        "cached detail rps / baseline GET / rps": ratio(
-            "cached product detail, hot set of 1,000 (ours)", "tutorial GET / (baseline)", "rps"
-        ),
-        "cached detail p99 / baseline GET / p99": ratio(
-            "cached product detail, hot set of 1,000 (ours)", "tutorial GET / (baseline)", "p99_ms"
-        ),
-        "our GET / rps / baseline GET / rps": ratio(
-            "tutorial GET / (ours)", "tutorial GET / (baseline)", "rps"
-        ),
-        "our /health rps / baseline /health rps": ratio(
-            "GET /health (ours)", "GET /health (baseline)", "rps"
-        ),
-    }
-    stamp = dt.date.today().isoformat() + ("-quick" if mode == "quick" else "")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    document = {
-        "mode": mode,
-        "profile": profile.__dict__,
-        "cpus": os.cpu_count(),
-        "results": results,
-        "ratios": ratios,
-    }
-    (RESULTS / f"{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
-    lines = [
-        "| scenario | req/s median (min-max) | p50 ms | p99 ms | errors |",
-        "|---|---|---|---|---|",
-    ]
-    for r in results:
-        errors = r["non_2xx"]["median"] + r["socket_errors"]["median"]
-        rps = r["rps"]
-        lines.append(
-            f"| {r['scenario']} | {rps['median']:.0f} ({rps['min']:.0f}-{rps['max']:.0f}) "
-            f"| {r['p50_ms']['median']} | {r['p99_ms']['median']} | {errors:.0f} |"
-        )
-    lines += ["", "| ratio (same run) | value |", "|---|---|"] + [
-        f"| {k} | {v} |" for k, v in ratios.items()
-    ]
-    (RESULTS / f"{stamp}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+def _negative_stock(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(sa.text("SELECT count(*) FROM products WHERE stock < 0")) or 0)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ class PostgresServer:
     datadir: Path
     socket_dir: Path
     pid: int
+    durable: bool = False  # fsync and synchronous commit on, as in production
 
     @property
     def logfile(self) -> Path:
@@ -109,12 +110,12 @@ class PostgresServer:
 
     def _start(self) -> None:
         """Start the cluster with pg_ctl and record the postmaster PID."""
-        # Durability is pointless for throwaway data; turning it off speeds tests up.
         options = (
             f"-p {self.port} -k {shlex.quote(str(self.socket_dir))}"
-            " -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-            " -c full_page_writes=off -c max_connections=200"
+            " -c listen_addresses=127.0.0.1 -c max_connections=200"
         )
+        if not self.durable:  # pointless for throwaway test data, and slow
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         cmd = [_find_binary("pg_ctl"), "start", "-w", "-t", str(int(START_TIMEOUT))]
         cmd += ["-D", str(self.datadir), "-l", str(self.logfile), "-o", options]
         done = subprocess.run(_as_postgres(cmd), cwd=self.datadir.parent, capture_output=True)
@@ -150,12 +151,12 @@ class PostgresServer:
         self._start()
 
 
-def start_postgres() -> PostgresServer:
+def start_postgres(durable: bool = False) -> PostgresServer:
     """Create a fresh cluster in a temp dir and start it on a free port."""
     initdb = _find_binary("initdb")
     base = Path(tempfile.mkdtemp(prefix="flipkart-pg-"))
     base.chmod(0o755)  # the postgres user must be able to enter the dir we created
-    server = PostgresServer(free_port(), base / "data", base / "sock", pid=0)
+    server = PostgresServer(free_port(), base / "data", base / "sock", pid=0, durable=durable)
     server.datadir.mkdir()
     server.socket_dir.mkdir()
     server.logfile.touch()
