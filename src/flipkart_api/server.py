@@ -26,6 +26,7 @@ def granian_argv(settings: Settings) -> list[str]:
     argv = [
         "--interface",
         "wsgi",
+        "--no-ws",  # WSGI has no websockets; saves granian saying so at every start
         "--host",
         settings.host,
         "--port",

@@ -53,11 +53,14 @@ def place_order(
             update(IdempotencyKey)
             .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == idempotency_key)
             .values(order_id=order.id, response_body=body.decode())
+            .execution_options(synchronize_session=False)
         )
     if data.from_cart:
         ordered = [pid for pid, _ in lines]
         sess.execute(
-            delete(CartItem).where(CartItem.user_id == user_id, CartItem.product_id.in_(ordered))
+            delete(CartItem)
+            .where(CartItem.user_id == user_id, CartItem.product_id.in_(ordered))
+            .execution_options(synchronize_session=False)
         )
     sess.commit()
     invalidate_products([pid for pid, _ in lines])
@@ -74,11 +77,13 @@ def _claim_key(
     """
     cutoff = db.utcnow() - dt.timedelta(hours=ttl_hours)
     sess.execute(
-        delete(IdempotencyKey).where(
+        delete(IdempotencyKey)
+        .where(
             IdempotencyKey.user_id == user_id,
             IdempotencyKey.key == key,
             IdempotencyKey.created_at < cutoff,
         )
+        .execution_options(synchronize_session=False)  # no ORM objects of it are loaded
     )
     claim = db.insert_ignoring_conflicts(sess, IdempotencyKey.__table__).values(
         user_id=user_id, key=key, request_hash=request_hash, created_at=db.utcnow()
