@@ -97,8 +97,9 @@ def drill(
     yield app, env
     app.extensions["db_engine"].dispose()
     with psycopg.connect(_admin_dsn(pg_server), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(DBNAME)))  # fmt: skip
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DBNAME))
+        )
 
 
 def _shop(app: Flask, client: FlaskClient, customers: int = 5) -> dict[str, str]:
@@ -119,8 +120,12 @@ def _shop(app: Flask, client: FlaskClient, customers: int = 5) -> dict[str, str]
             created = client.post("/api/v1/orders", json=body, headers=headers | key)
             assert created.status_code == 201, created.get_json()
         client.put("/api/v1/cart/items/150", json={"quantity": 2}, headers=headers)
-    assert client.post(f"/api/v1/orders/{created.get_json()['id']}/cancel",
-                       headers=headers).status_code == 200  # fmt: skip
+    assert (
+        client.post(
+            f"/api/v1/orders/{created.get_json()['id']}/cancel", headers=headers
+        ).status_code
+        == 200
+    )
     return bearer(client, "admin@example.in", "admin-password-1")
 
 
@@ -136,8 +141,10 @@ def test_restore_after_the_database_is_destroyed(
     backup_s = _script("backup.sh", env | {"BACKUP_FILE": str(backup)})
 
     # After the backup: a write the restore must undo, and a cached copy of it in Redis.
-    assert client.patch("/api/v1/products/1", json={"price": price + 100},
-                        headers=admin).status_code == 200  # fmt: skip
+    assert (
+        client.patch("/api/v1/products/1", json={"price": price + 100}, headers=admin).status_code
+        == 200
+    )
     assert client.get("/api/v1/products/1").get_json()["price"] == price + 100
     app.extensions["db_engine"].dispose()
     _recreate(pg_server)  # the database is gone
@@ -146,8 +153,10 @@ def test_restore_after_the_database_is_destroyed(
     restore_s = _script("restore.sh", env | {"BACKUP_FILE": str(backup)})
     after = _snapshot(pg_server)
     assert after == before
-    print(f"\nnative drill: backup {backup_s:.2f}s ({backup.stat().st_size} bytes),"
-          f" restore {restore_s:.2f}s, rows {row_counts(after)}")  # fmt: skip
+    print(
+        f"\nnative drill: backup {backup_s:.2f}s ({backup.stat().st_size} bytes),"
+        f" restore {restore_s:.2f}s, rows {row_counts(after)}"
+    )
 
     # The API serves the restored data (the cache was emptied) and new ids do not collide.
     assert client.get("/api/v1/products/1").get_json()["price"] == price
