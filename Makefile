@@ -11,7 +11,8 @@ GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 IMAGE_NAME ?= flipkart-api
 PYTHON_IMAGE ?= python:3.13-slim
 
-.PHONY: run test test-docker test-swarm bench bench-quick lint lint-deploy typecheck check install migrate seed clean image push
+.PHONY: run test test-docker test-swarm bench bench-quick lint lint-deploy typecheck check install migrate seed clean image push \
+	backup restore backup-docker restore-docker
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +74,18 @@ migrate: $(STAMP)
 
 seed: $(STAMP)
 	$(BIN)/flipkart-api seed --products $(DEMO_PRODUCTS)
+
+backup: ## pg_dump -Fc of $$DATABASE_URL to $$BACKUP_FILE (default backups/<UTC time>.dump)
+	deploy/backup/backup.sh
+
+restore: ## make restore BACKUP_FILE=backups/<file>.dump: replaces what the dump holds in $$DATABASE_URL
+	deploy/backup/restore.sh
+
+backup-docker: ## The same for the compose.prod.yaml stack (its `backup` service)
+	deploy/backup/backup.sh --compose
+
+restore-docker: ## make restore-docker BACKUP_FILE=backups/<file>.dump (its `restore` service)
+	deploy/backup/restore.sh --compose
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

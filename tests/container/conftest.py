@@ -147,8 +147,9 @@ def _stack(
             logs = stack.compose("logs", "--no-color", "--tail", "60", check=False).stdout
             print(logs[-8000:])
         stack.compose(
-            "--profile", "tools", "down", "-v", "--remove-orphans", "--timeout", "5", check=False
-        )
+            "--profile", "tools", "--profile", "backup", "down", "-v", "--remove-orphans",
+            "--timeout", "5", check=False,
+        )  # fmt: skip
 
 
 @pytest.fixture
@@ -158,9 +159,8 @@ def dev_stack(request: pytest.FixtureRequest, image: str) -> Iterator[Stack]:
     yield from _stack(request, "fk-dev-test", ["compose.yaml"], env)
 
 
-@pytest.fixture(scope="module")
-def prod_stack(request: pytest.FixtureRequest, image: str) -> Iterator[Stack]:
-    """compose.prod.yaml with generated secrets, nginx on a free 127.0.0.1 port."""
+def prod_stack_named(request: pytest.FixtureRequest, image: str, project: str) -> Iterator[Stack]:
+    """compose.prod.yaml as `project`, with generated secrets, nginx on a free 127.0.0.1 port."""
     env = {
         "POSTGRES_USER": "flipkart",
         "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
@@ -170,6 +170,12 @@ def prod_stack(request: pytest.FixtureRequest, image: str) -> Iterator[Stack]:
     }
     port, adminer = servers.free_port(), servers.free_port()
     env |= {"HTTP_PORT": f"127.0.0.1:{port}", "ADMINER_PORT": str(adminer)}
-    for stack in _stack(request, "fk-prod-test", ["compose.prod.yaml"], env):
+    for stack in _stack(request, project, ["compose.prod.yaml"], env):
         stack.ports = {"http": port, "adminer": adminer}
         yield stack
+
+
+@pytest.fixture(scope="module")
+def prod_stack(request: pytest.FixtureRequest, image: str) -> Iterator[Stack]:
+    """compose.prod.yaml with generated secrets, nginx on a free 127.0.0.1 port."""
+    yield from prod_stack_named(request, image, "fk-prod-test")
