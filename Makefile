@@ -11,7 +11,7 @@ GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 IMAGE_NAME ?= flipkart-api
 PYTHON_IMAGE ?= python:3.13-slim
 
-.PHONY: run test test-docker test-swarm bench bench-quick lint lint-deploy typecheck check install migrate seed clean image push
+.PHONY: run test test-docker test-swarm test-faults bench bench-quick lint lint-deploy typecheck check install migrate seed clean image push
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ run: $(STAMP) ## Serve on http://127.0.0.1:$(PORT) (SQLite + in-process cache un
 	HOST=127.0.0.1 PORT=$(PORT) $(BIN)/flipkart-api serve
 
 test: $(STAMP) ## The whole suite: SQLite and real PostgreSQL + Redis (started by the tests)
-	$(BIN)/pytest --ignore=tests/container --ignore=tests/swarm
+	$(BIN)/pytest --ignore=tests/container --ignore=tests/swarm --ignore=tests/faults
 
 test-docker: $(STAMP) ## Image, dev stack, production stack and registry round trip on a real engine
 	$(BIN)/hadolint Dockerfile
@@ -36,6 +36,9 @@ test-docker: $(STAMP) ## Image, dev stack, production stack and registry round t
 
 test-swarm: $(STAMP) ## The Swarm stack on a single-node swarm: rolling update under load
 	$(BIN)/pytest tests/swarm -p no:cacheprovider -s
+
+test-faults: $(STAMP) ## Fault drills on a native stack (nginx, 3 replicas, PostgreSQL, Redis); figures in build/faults.json
+	$(BIN)/pytest tests/faults -p no:cacheprovider -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
