@@ -101,9 +101,20 @@ def shop() -> Iterator[Shop]:
         yield shop
     finally:
         stack.stop()
+        _keep_logs(workdir, pg.logfile, redis_server.workdir / "redis.log")
         pg.stop()
         redis_server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _keep_logs(workdir: Path, *more: Path) -> None:
+    """Copy the replicas', nginx's and the servers' logs to build/faults-logs/ for post-mortems."""
+    target = REPORT.parent / "faults-logs"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for log in [*workdir.rglob("*.log"), *more]:
+        if log.is_file():
+            shutil.copy(log, target / f"{log.parent.name}-{log.name}")
 
 
 @pytest.fixture(scope="module")

@@ -219,6 +219,14 @@ class Stack:
             )
         wait_status(self.port, "/readyz")
 
+    def route_to(self, ports: list[int]) -> None:
+        """Point nginx at these replicas (graceful reload: running requests finish)."""
+        assert self.nginx is not None
+        render_nginx_conf(self.workdir / "nginx", self.port, ports)
+        self.nginx.send_signal(signal.SIGHUP)
+        time.sleep(0.5)  # the new workers take over; the old ones finish what they have
+        assert self.nginx.poll() is None, "nginx died on reload"
+
     def stop(self) -> None:
         """Stop nginx and the replicas by PID; the servers are stopped by their owner."""
         if self.nginx is not None and self.nginx.poll() is None:

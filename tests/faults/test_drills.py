@@ -134,7 +134,7 @@ def test_postgres_restart_fails_fast_and_recovers(
         "outage_status": dict(Counter(a.status for a in outage)),
         "max_latency_outage_s": _max_latency(fault),
         "recovery_s": recovery,
-        "failed_after_recovery": sum(a.status not in (200, 201) for a in after),
+        "failed_after_recovery": sum(not a.ok for a in after),
     }
     report["2 postgres restarted"] = figures
     assert figures["status_500"] == 0, figures
@@ -154,12 +154,37 @@ def test_postgres_restart_fails_fast_and_recovers(
     assert figures["orders_not_placed"] == 0, figures  # the retries got through afterwards
 
 
+def _max_order_id(shop: Shop) -> int:
+    return int(shop.sql("SELECT coalesce(max(id), 0) AS id FROM orders")[0].id)
+
+
+def _orders_exactly_once(shop: Shop, load: Load, before: int) -> dict[str, Any]:
+    """Assert each order the load placed exists once, under its key; return the figures.
+
+    Orders newer than `before` must be exactly the client's 201s (a retry that made a second
+    order would add one without a key), and each key must hold the id its client received.
+    """
+    placed = {o.key: o.order_id for o in load.orders if o.order_id is not None}
+    stored = dict(
+        shop.sql("SELECT key, order_id FROM idempotency_keys WHERE order_id > :id", id=before)
+    )
+    new_orders = shop.sql("SELECT count(*) AS n FROM orders WHERE id > :id", id=before)[0].n
+    assert placed, "no order was placed"
+    assert new_orders == len(placed), (new_orders, len(placed))
+    assert stored == placed
+    return {
+        "orders_retried": sum(o.attempts > 0 for o in load.orders),
+        "order_attempts_failed": sum(a.kind == "order" and not a.ok for a in load.attempts),
+        "orders_in_db": new_orders,
+    }
+
+
 def test_replica_killed_loses_no_read_and_duplicates_no_order(
     shop: Shop, report: dict[str, dict[str, Any]]
 ) -> None:
     """SIGKILL of a replica: no failed GET; failed POSTs retried with their key, one order each."""
     victim = shop.stack.replicas[0]
-    before = shop.sql("SELECT coalesce(max(id), 0) AS id FROM orders")[0].id
+    before = _max_order_id(shop)
     load = _load(shop)
     try:
         time.sleep(2)
@@ -171,16 +196,8 @@ def test_replica_killed_loses_no_read_and_duplicates_no_order(
         time.sleep(2)
     finally:
         load.stop()
-    reads = [a for a in load.attempts if a.kind == "read"]
-    placed = {o.key: o.order_id for o in load.orders if o.order_id is not None}
-    stored = dict(
-        shop.sql("SELECT key, order_id FROM idempotency_keys WHERE order_id > :id", id=before)
-    )
-    new_orders = shop.sql("SELECT count(*) AS n FROM orders WHERE id > :id", id=before)[0].n
     figures = load.figures() | {
-        "failed_reads": sum(a.status != 200 for a in reads),
-        "orders_retried": sum(o.attempts > 0 for o in load.orders),
-        "orders_in_db": new_orders,
+        "failed_reads": sum(a.kind == "read" and not a.ok for a in load.attempts),
         "max_latency_outage_s": _max_latency(load.between(killed, killed + 4)),
         "recovery_s": _failing_for(load, killed),
         "replacement_ready_s": replaced,  # killed until the restarted replica was ready
@@ -188,33 +205,70 @@ def test_replica_killed_loses_no_read_and_duplicates_no_order(
     report["3 replica SIGKILL"] = figures
     assert figures["failed_reads"] == 0, figures
     assert figures["orders_not_placed"] == 0, figures
-    assert placed, "no order was placed"
-    # Exactly one order per key: no order without a key, and each key holds the client's id.
-    assert new_orders == len(placed), figures
-    assert stored == placed
+    figures |= _orders_exactly_once(shop, load, before)
 
 
-def test_replica_graceful_stop_completes_in_flight_requests(
+def test_replica_sigterm_in_rotation_fails_no_read_and_loses_no_order(
     shop: Shop, report: dict[str, dict[str, Any]]
 ) -> None:
-    """SIGTERM of a replica under load: every request completes; nothing fails."""
+    """SIGTERM of a replica nginx still routes to: reads never fail, every order placed once.
+
+    gunicorn stops accepting at SIGTERM but keeps its listening socket open until its
+    in-flight requests are done; connections nginx opens meanwhile wait in the backlog and
+    are reset when it closes (benoitc/gunicorn#3397). nginx retries those GETs; a POST comes
+    back 503 and its client retries it with the same Idempotency-Key. Counted, not hidden:
+    `order_attempts_failed`. The next drill is the production sequence that avoids it.
+    """
     victim = shop.stack.replicas[1]
+    before = _max_order_id(shop)
     load = _load(shop)
     try:
         time.sleep(2)
         stopping = time.monotonic()
         stop_seconds = victim.terminate()
-        time.sleep(2)
+        time.sleep(1)
         victim.start()
         time.sleep(1)
     finally:
         load.stop()
     figures = load.figures() | {
         "stop_s": round(stop_seconds, 2),
-        "max_latency_outage_s": _max_latency(load.between(stopping, stopping + stop_seconds + 2)),
+        "failed_reads": sum(a.kind == "read" and not a.ok for a in load.attempts),
+        "max_latency_outage_s": _max_latency(load.between(stopping, stopping + stop_seconds)),
         "recovery_s": _failing_for(load, stopping),
+        # Sent before the signal and answered after it, by whichever replica nginx chose.
+        "in_flight_at_signal": sum(a.started < stopping < a.ended for a in load.attempts),
     }
-    report["4 replica SIGTERM"] = figures
+    report["4a replica SIGTERM in rotation"] = figures
+    assert figures["failed_reads"] == 0, figures
+    assert figures["orders_not_placed"] == 0, figures
+    figures |= _orders_exactly_once(shop, load, before)
+
+
+def test_replica_sigterm_after_leaving_rotation_fails_nothing(
+    shop: Shop, report: dict[str, dict[str, Any]]
+) -> None:
+    """Out of nginx's rotation first (as the k8s preStop does), then SIGTERM: zero failures."""
+    stack, victim = shop.stack, shop.stack.replicas[2]
+    others = [r.port for r in stack.replicas if r is not victim]
+    load = _load(shop)
+    try:
+        time.sleep(2)
+        leaving = time.monotonic()
+        stack.route_to(others)
+        time.sleep(1)  # requests already sent to the victim are still running
+        stop_seconds = victim.terminate()
+        victim.start()
+        stack.route_to([r.port for r in stack.replicas])
+        time.sleep(2)
+    finally:
+        load.stop()
+    figures = load.figures() | {
+        "stop_s": round(stop_seconds, 2),
+        "max_latency_outage_s": _max_latency(load.between(leaving, leaving + 1 + stop_seconds)),
+        "recovery_s": _failing_for(load, leaving),
+    }
+    report["4b replica SIGTERM after drain"] = figures
     assert figures["failed"] == 0, figures
     assert figures["retries"] == 0, figures
 
