@@ -11,8 +11,8 @@ GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 IMAGE_NAME ?= flipkart-api
 PYTHON_IMAGE ?= python:3.13-slim
 
-.PHONY: run test test-docker test-swarm bench bench-quick lint lint-deploy typecheck check install migrate seed clean image push \
-	backup restore backup-docker restore-docker
+.PHONY: run test test-docker test-swarm test-faults bench bench-quick lint lint-deploy typecheck check install \
+	migrate seed clean image push backup restore backup-docker restore-docker
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ run: $(STAMP) ## Serve on http://127.0.0.1:$(PORT) (SQLite + in-process cache un
 	HOST=127.0.0.1 PORT=$(PORT) $(BIN)/flipkart-api serve
 
 test: $(STAMP) ## The whole suite: SQLite and real PostgreSQL + Redis (started by the tests)
-	$(BIN)/pytest --ignore=tests/container --ignore=tests/swarm
+	$(BIN)/pytest --ignore=tests/container --ignore=tests/swarm --ignore=tests/faults
 
 test-docker: $(STAMP) ## Image, dev stack, production stack and registry round trip on a real engine
 	$(BIN)/hadolint Dockerfile
@@ -37,6 +37,9 @@ test-docker: $(STAMP) ## Image, dev stack, production stack and registry round t
 
 test-swarm: $(STAMP) ## The Swarm stack on a single-node swarm: rolling update under load
 	$(BIN)/pytest tests/swarm -p no:cacheprovider -s
+
+test-faults: $(STAMP) ## Fault drills on a native stack (nginx, 3 replicas, PostgreSQL, Redis); figures in build/faults.json
+	$(BIN)/pytest tests/faults -p no:cacheprovider -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -140,13 +140,17 @@ class PostgresServer:
             # A hung server must not block the session; kill only our own PID.
             os.kill(self.pid, signal.SIGKILL)
 
+    def halt(self) -> None:
+        """Stop the server but keep its data, so restart() can bring it back."""
+        self._shutdown()
+
     def stop(self) -> None:
         """Stop the server and delete its temp directory."""
         self._shutdown()
         shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
     def restart(self) -> None:
-        """Stop and start again on the same port with the same data."""
+        """Stop (if running) and start again on the same port with the same data."""
         self._shutdown()
         self._start()
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Named constraints make Alembic migrations reproducible across databases.
 NAMING_CONVENTION = {
@@ -149,8 +153,17 @@ def begin_write() -> Session:
 def _close_session(_exc: BaseException | None) -> None:
     """Anything not committed by a service is rolled back here."""
     sess: Session | None = g.pop("db_session", None)
-    if sess is not None:
+    if sess is None:
+        return
+    try:
         sess.close()
+    except DBAPIError as exc:
+        # The server dropped the connection (restart, failover) after the request's work:
+        # it rolled back itself and the pool has discarded the connection, so the answer
+        # already built stands. Any other failure to roll back is a real error.
+        if not exc.connection_invalidated:
+            raise
+        log.warning("database connection lost before the session closed")
 
 
 def insert_ignoring_conflicts(sess: Session, table: Any) -> Any:

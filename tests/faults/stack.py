@@ -1,0 +1,256 @@
+"""A production-shaped stack on 127.0.0.1: PostgreSQL, Redis, 3 replicas and nginx.
+
+The replicas are `flipkart-api serve` with APP_ENV=production (as bench/harness.py starts
+them); nginx runs the production config, deploy/nginx/default.conf, with only what ties it
+to Docker swapped for local equivalents (see `render_nginx_conf`). Every process is ours and
+is stopped by its PID (a replica's process group is the one we created for it).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import servers
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).parent / "flipkart-api")
+REPLICAS = 3
+
+
+@dataclass
+class Reply:
+    """One HTTP exchange; status 0 means no response (refused, reset or timed out)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    seconds: float
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    @property
+    def is_problem(self) -> bool:
+        """True for an application/problem+json body with the matching status."""
+        if not self.headers.get("content-type", "").startswith("application/problem+json"):
+            return False
+        return bool(self.json().get("status") == self.status)
+
+
+def call(
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> Reply:
+    """One request on a fresh connection (no keep-alive, so each may land anywhere)."""
+    sent = {"Connection": "close", **(headers or {})}
+    payload = None
+    if body is not None:
+        payload = json.dumps(body).encode()
+        sent["Content-Type"] = "application/json"
+    started = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=payload, headers=sent)
+        response = conn.getresponse()
+        data = response.read()
+        got = {k.lower(): v for k, v in response.getheaders()}
+        return Reply(response.status, got, data, time.monotonic() - started)
+    except (OSError, http.client.HTTPException):
+        return Reply(0, {}, b"", time.monotonic() - started)
+    finally:
+        conn.close()
+
+
+def wait_status(port: int, path: str, status: int = 200, seconds: float = 30) -> float:
+    """Seconds until `path` answers `status`; fails after `seconds`."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if call(port, "GET", path, timeout=2).status == status:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"127.0.0.1:{port}{path} did not answer {status} within {seconds}s")
+
+
+@dataclass
+class Replica:
+    """One `flipkart-api serve` (gunicorn master + workers) in its own process group."""
+
+    port: int
+    env: dict[str, str]
+    logfile: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start on our port and wait until /readyz answers 200."""
+        with self.logfile.open("ab") as log:
+            self.process = subprocess.Popen(
+                [CLI, "serve"],
+                env=self.env | {"PORT": str(self.port)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: SIGKILL can take the workers too
+            )
+        wait_status(self.port, "/readyz", seconds=60)
+
+    @property
+    def running(self) -> bool:
+        """True while the gunicorn master runs."""
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL master and workers at once, like a crashed container."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self, seconds: float = 30) -> float:
+        """SIGTERM to gunicorn (graceful stop); seconds until it exited."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=seconds)
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        """Graceful stop, then SIGKILL of the group if it hangs."""
+        if not self.running:
+            return
+        try:
+            self.terminate(seconds=25)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+# What ties deploy/nginx/default.conf to Docker, and its local stand-in. Each must match
+# exactly once, so a reshaped production config fails here instead of being half-tested.
+NGINX_SWAPS = (
+    ("listen 80;", "listen 127.0.0.1:{port};"),
+    ("access_log /dev/stdout edge;", "access_log {prefix}/access.log edge;"),
+    # A named upstream group instead of Docker DNS; `proxy_pass $app` then picks the group.
+    ("set $app http://web:5000;", "set $app http://replicas;"),
+)
+
+NGINX_MAIN = """worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    upstream replicas {{
+{servers}
+    }}
+    include {prefix}/default.conf;
+}}
+"""
+
+
+def render_nginx_conf(prefix: Path, port: int, replica_ports: list[int]) -> Path:
+    """Write nginx.conf (main context) including the adapted production server block."""
+    conf = (ROOT / "deploy" / "nginx" / "default.conf").read_text()
+    for old, new in NGINX_SWAPS:
+        assert conf.count(old) == 1, f"deploy/nginx/default.conf changed shape: {old!r}"
+        conf = conf.replace(old, new.format(port=port, prefix=prefix))
+    (prefix / "default.conf").write_text(conf)
+    # max_fails=0: production resolves `web` per request into a fresh peer list, so no
+    # failure state outlives a request there; a static group must not keep any either.
+    upstreams = "\n".join(f"        server 127.0.0.1:{p} max_fails=0;" for p in replica_ports)
+    main = NGINX_MAIN.format(prefix=prefix, servers=upstreams)
+    (prefix / "nginx.conf").write_text(main)
+    return prefix / "nginx.conf"
+
+
+@dataclass
+class Stack:
+    """Everything the drills run against."""
+
+    workdir: Path
+    pg: servers.PostgresServer
+    redis: servers.RedisServer
+    database_url: str
+    env: dict[str, str]
+    replicas: list[Replica] = field(default_factory=list)
+    nginx: subprocess.Popen[bytes] | None = None
+    port: int = 0  # nginx, the only entry point of the load
+
+    def cli(self, *args: str) -> str:
+        """Run a `flipkart-api` command against this stack's database."""
+        done = subprocess.run([CLI, *args], env=self.env, capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+        return done.stdout.decode()
+
+    def start(self, products: int) -> None:
+        """Migrate, seed, start the replicas and nginx."""
+        self.cli("migrate")
+        self.cli("seed", "--products", str(products))
+        for n in range(REPLICAS):
+            replica = Replica(servers.free_port(), self.env, self.workdir / f"replica-{n}.log")
+            self.replicas.append(replica)
+            replica.start()
+        prefix = self.workdir / "nginx"
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (prefix / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+            (prefix / "tmp" / sub).chmod(0o777)  # nginx workers run as nobody under root
+        self.port = servers.free_port()
+        conf = render_nginx_conf(prefix, self.port, [r.port for r in self.replicas])
+        with (prefix / "stderr.log").open("wb") as log:
+            self.nginx = subprocess.Popen(
+                ["nginx", "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        wait_status(self.port, "/readyz")
+
+    def route_to(self, ports: list[int]) -> None:
+        """Point nginx at these replicas (graceful reload: running requests finish)."""
+        assert self.nginx is not None
+        render_nginx_conf(self.workdir / "nginx", self.port, ports)
+        self.nginx.send_signal(signal.SIGHUP)
+        time.sleep(0.5)  # the new workers take over; the old ones finish what they have
+        assert self.nginx.poll() is None, "nginx died on reload"
+
+    def stop(self) -> None:
+        """Stop nginx and the replicas by PID; the servers are stopped by their owner."""
+        if self.nginx is not None and self.nginx.poll() is None:
+            self.nginx.terminate()
+            try:
+                self.nginx.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.nginx.kill()
+                self.nginx.wait(timeout=5)
+        for replica in self.replicas:
+            replica.stop()
+
+
+def production_env(workdir: Path, database_url: str, redis_url: str) -> dict[str, str]:
+    """What a replica sees in production, minus rate limits (the load is one client)."""
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(workdir),
+        "APP_ENV": "production",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "RATELIMIT_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+        "HOST": "127.0.0.1",
+        "PROXY_HOPS": "1",
+    }
