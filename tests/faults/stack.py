@@ -88,7 +88,7 @@ def wait_status(port: int, path: str, status: int = 200, seconds: float = 30) ->
 
 @dataclass
 class Replica:
-    """One `flipkart-api serve` (gunicorn master + workers) in its own process group."""
+    """One `flipkart-api serve` (granian main process + workers) in its own process group."""
 
     port: int
     env: dict[str, str]
@@ -109,7 +109,7 @@ class Replica:
 
     @property
     def running(self) -> bool:
-        """True while the gunicorn master runs."""
+        """True while the server's main process runs."""
         return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
@@ -119,7 +119,7 @@ class Replica:
         self.process.wait(timeout=10)
 
     def terminate(self, seconds: float = 30) -> float:
-        """SIGTERM to gunicorn (graceful stop); seconds until it exited."""
+        """SIGTERM to the app server (graceful stop); seconds until it exited."""
         assert self.process is not None
         started = time.monotonic()
         self.process.send_signal(signal.SIGTERM)
@@ -150,11 +150,6 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
     upstream replicas {{
 {servers}
     }}
@@ -205,10 +200,8 @@ class Stack:
             replica = Replica(servers.free_port(), self.env, self.workdir / f"replica-{n}.log")
             self.replicas.append(replica)
             replica.start()
-        prefix = self.workdir / "nginx"
-        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (prefix / "tmp" / sub).mkdir(parents=True, exist_ok=True)
-            (prefix / "tmp" / sub).chmod(0o777)  # nginx workers run as nobody under root
+        prefix = self.workdir / "nginx"  # temp files: /tmp/nginx-*, as default.conf says
+        prefix.mkdir(parents=True, exist_ok=True)
         self.port = servers.free_port()
         conf = render_nginx_conf(prefix, self.port, [r.port for r in self.replicas])
         with (prefix / "stderr.log").open("wb") as log:

@@ -216,11 +216,12 @@ def test_replica_sigterm_in_rotation_fails_no_read_and_loses_no_order(
 ) -> None:
     """SIGTERM of a replica nginx still routes to: reads never fail, every order placed once.
 
-    gunicorn stops accepting at SIGTERM but keeps its listening socket open until its
-    in-flight requests are done; connections nginx opens meanwhile wait in the backlog and
-    are reset when it closes (benoitc/gunicorn#3397). nginx retries those GETs; a POST comes
-    back 503 and its client retries it with the same Idempotency-Key. Counted, not hidden:
-    `order_attempts_failed`. The next drill is the production sequence that avoids it.
+    granian closes its listening socket at SIGTERM and drains what it accepted, so nginx's
+    next connection is refused and goes to another replica (a POST too: nothing was sent).
+    gunicorn kept the socket open and reset the backlog (benoitc/gunicorn#3397), which
+    failed POSTs here. Should a POST still fail in some race, its client retries with the
+    same Idempotency-Key; counted, not hidden: `order_attempts_failed`. The next drill is the
+    production sequence (leave rotation first, as the k8s preStop does).
     """
     victim = shop.stack.replicas[1]
     before = _max_order_id(shop)
