@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
+from flipkart_api import migrate
 from flipkart_api.auth import models as _auth  # noqa: F401 - registers tables
 from flipkart_api.catalog import models as _catalog  # noqa: F401 - registers tables
 from flipkart_api.db import Base
@@ -46,3 +48,11 @@ def test_sqlite_schema_matches_models(sqlite_template: Path) -> None:
 
 def test_postgres_schema_matches_models(pg_url: str) -> None:
     assert _diff(pg_url) == []
+
+
+def test_revisions_read_from_the_files_match_alembics_view() -> None:
+    """The readiness check reads revision ids without Alembic; it must agree with Alembic."""
+    script = ScriptDirectory(str(migrate.MIGRATIONS_DIR))
+    assert len(script.get_heads()) == 1, "one head: a branch would never be ready"
+    assert migrate.head_revision() == script.get_current_head()
+    assert migrate.known_revisions() == {rev.revision for rev in script.walk_revisions()}

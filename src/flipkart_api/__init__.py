@@ -1,87 +1,22 @@
-"""flipkart-api: a storefront API. `create_app()` builds it; nothing happens at import."""
+"""flipkart-api: a storefront API. `create_app()` builds it; nothing happens at import.
+
+Importing the package stays cheap on purpose: `flipkart-api serve` and the container
+HEALTHCHECK's `flipkart-api healthcheck` need no Flask, SQLAlchemy or Alembic, so they start
+in a fraction of the time the app takes to load (see `app.py` for the factory itself).
+"""
 
 from __future__ import annotations
 
-import logging
+from typing import TYPE_CHECKING
 
-from apiflask import APIFlask
-from flask import Response, request
-from werkzeug.middleware.proxy_fix import ProxyFix
+if TYPE_CHECKING:
+    from apiflask import APIFlask
 
-from . import cache, db, errors, limits, logs, openapi
-from .cache_front import CacheFront
-from .settings import Settings, load_settings
-
-log = logging.getLogger(__name__)
-
-API_TITLE = "flipkart-api"
-API_VERSION = "0.1.0"
+    from .settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> APIFlask:
-    """The application factory: settings -> extensions -> blueprints -> hooks."""
-    settings = settings or load_settings()
-    logs.configure_logging(settings.log_level)
-    app = APIFlask(__name__, title=API_TITLE, version=API_VERSION, docs_path="/docs")
-    app.config.update(
-        SETTINGS=settings,
-        SPEC_FORMAT="json",
-        DOCS_FAVICON=None,
-        # Bodies above this get a 413 problem, not a worker tied up parsing them.
-        MAX_CONTENT_LENGTH=1024 * 1024,
-        JSON_SORT_KEYS=False,
-        INFO={"description": "A storefront API: catalog, search, users. Money is integer paise."},
-    )
-    errors.init_app(app)
-    openapi.init_app(app)
-    logs.init_app(app)
-    db.init_app(app, settings)
-    cache.init_app(app, settings)
-    limits.init_app(app, settings)
-    _register_blueprints(app)
-    app.after_request(_conditional_get)
-    if settings.proxy_hops:
-        # Trust X-Forwarded-For/-Proto/-Host from exactly that many proxies, no more.
-        n = settings.proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
-    # Outermost: a cached product detail needs none of the layers above.
-    app.wsgi_app = CacheFront(app.wsgi_app, app.extensions["cache"])  # type: ignore[method-assign]
-    _announce(settings)
-    return app
+    """Build the app (see `flipkart_api.app.create_app`)."""
+    from .app import create_app as factory
 
-
-def _register_blueprints(app: APIFlask) -> None:
-    from .auth.routes import bp as auth_bp
-    from .catalog.routes import bp as catalog_bp
-    from .health import bp as health_bp
-    from .orders.routes import bp as orders_bp
-
-    for bp in (health_bp, auth_bp, catalog_bp, orders_bp):
-        app.register_blueprint(bp)
-
-
-def _conditional_get(response: Response) -> Response:
-    """ETag every successful GET and answer If-None-Match with 304."""
-    if request.method == "GET" and response.status_code == 200 and not response.is_streamed:
-        if "ETag" not in response.headers and response.mimetype == "application/json":
-            response.add_etag()
-        response.make_conditional(request)
-    return response
-
-
-def _announce(settings: Settings) -> None:
-    """Say once, loudly, which mode this is; warn about in-process caching in production."""
-    database = "SQLite" if settings.uses_sqlite else "PostgreSQL"
-    cache_kind = "Redis" if settings.redis_url else "in-process cache"
-    if settings.is_development and settings.uses_sqlite and not settings.redis_url:
-        log.info(
-            "development mode: SQLite at %s, in-process cache, dev-only secret key "
-            "(set DATABASE_URL / REDIS_URL / APP_ENV=production for real deployments)",
-            settings.effective_database_url.removeprefix("sqlite:///"),
-        )
-    else:
-        log.info("%s mode: %s, %s", settings.app_env, database, cache_kind)
-    if settings.app_env == "production" and not settings.redis_url:
-        log.warning(
-            "REDIS_URL is not set: caching in-process (one worker per replica keeps it coherent)"
-        )
+    return factory(settings)

@@ -9,9 +9,9 @@ import urllib.error
 import urllib.request
 
 import click
-from sqlalchemy import func, select
 
-from . import create_app, db
+# Only the light modules at import: `serve` and `healthcheck` (run by the container
+# HEALTHCHECK every few seconds) need neither the app nor SQLAlchemy.
 from .settings import ConfigError, Settings, load_settings
 
 
@@ -67,6 +67,9 @@ def migrate(wait_seconds: int) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when any product exists.")
 def seed(products: int, if_empty: bool) -> None:
     """Load the deterministic demo catalog (idempotent: re-running adds only what is missing)."""
+    from sqlalchemy import func, select
+
+    from . import create_app, db
     from .catalog.models import Product
     from .catalog.seed import seed_catalog
 
@@ -94,6 +97,7 @@ def seed(products: int, if_empty: bool) -> None:
 @click.option("--name", default="Admin", show_default=True)
 def create_admin(email: str, password: str, name: str) -> None:
     """Create an admin, or promote an existing user (idempotent)."""
+    from . import create_app, db
     from .auth.service import create_admin as create
 
     if len(password) < 8:

@@ -1,21 +1,33 @@
-"""Alembic driven from code: upgrade to head, and ask whether the schema is current."""
+"""Alembic driven from code: upgrade to head, and ask whether the schema is current.
+
+Alembic is imported only to migrate. The readiness check needs just the revision ids this
+code ships, which it reads from the version files themselves: importing Alembic into every
+worker for that would cost about 10 MB of RSS each (tests/test_migrations.py checks that
+both readings agree).
+"""
 
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_REVISION = re.compile(r'^revision = "(\w+)"$', re.MULTILINE)
+_DOWN_REVISION = re.compile(r'^down_revision = "(\w+)"$', re.MULTILINE)
 
 
 def alembic_config(database_url: str) -> Config:
     """An Alembic config that needs no alembic.ini (works from an installed wheel)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["database_url"] = database_url
@@ -24,19 +36,33 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str) -> None:
     """Upgrade to head; concurrent callers serialise on the advisory lock in env.py."""
+    from alembic import command
+
     command.upgrade(alembic_config(database_url), "head")
 
 
 @functools.cache
+def _revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """(every revision id shipped, every id some revision builds on), from the version files."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        revisions.update(_REVISION.findall(source))
+        parents.update(_DOWN_REVISION.findall(source))
+    return frozenset(revisions), frozenset(parents)
+
+
 def head_revision() -> str | None:
-    """The newest revision shipped with this code."""
-    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    """The newest revision shipped with this code (the one no other builds on)."""
+    revisions, parents = _revisions()
+    heads = revisions - parents
+    return next(iter(heads)) if len(heads) == 1 else None
 
 
-@functools.cache
 def known_revisions() -> frozenset[str]:
     """Every revision this code ships."""
-    return frozenset(rev.revision for rev in ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions())
+    return _revisions()[0]
 
 
 def schema_is_current(revision: str | None) -> bool:
