@@ -134,6 +134,33 @@ def test_filters(seeded: Flask, client: FlaskClient) -> None:
     assert len(in_stock) + len(out_of_stock) == SEED_PRODUCTS
 
 
+@pytest.mark.parametrize("few", [0, 10_000], ids=["walked", "sorted"])
+@pytest.mark.parametrize("sort", ["newest", "price", "-price", "rating", "-rating"])
+def test_parent_category_price_range_pages(
+    seeded: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, sort: str, few: int
+) -> None:
+    """Per-category merges (PostgreSQL) page exactly like one filtered walk of the catalog.
+
+    `few` decides whether the price-range probe sends each subcategory to an index walk or
+    to the materialised sort; both must give the same pages.
+    """
+    from flipkart_api.catalog import search
+
+    monkeypatch.setattr(search, "FEW", few)
+    leaves = {"mobiles", "laptops", "audio", "televisions", "cameras", "electronics"}
+    everything = walk(client, f"sort={sort}&limit=50")
+    expected = [
+        p["id"]
+        for p in everything
+        if p["category"]["slug"] in leaves and 20000 <= p["price"] <= 5_000_000
+    ]
+    assert expected
+    pages = walk(
+        client, f"category=electronics&sort={sort}&min_price=20000&max_price=5000000&limit=3"
+    )
+    assert [p["id"] for p in pages] == expected
+
+
 def test_text_search_relevance_and_pages(
     seeded: Flask, client: FlaskClient, admin_headers: dict[str, str]
 ) -> None:
@@ -263,24 +290,26 @@ def test_patch_and_delete(
     assert client.delete(f"/api/v1/products/{pid}", headers=admin_headers).status_code == 404
 
 
-def test_postgres_search_can_use_the_gin_index(pg_url: str) -> None:
-    """The query's tsvector expression must match the index (a mismatch silently seq-scans)."""
+def test_postgres_search_can_use_the_gin_indexes(pg_url: str) -> None:
+    """The queries' tsvector expressions must match the indexes (a mismatch silently seq-scans)."""
     from sqlalchemy import create_engine, text
 
     from flipkart_api.catalog.schemas import ProductQuery
     from flipkart_api.catalog.search import build_query
 
-    stmt = build_query(ProductQuery(q="samsung"), "postgresql", None)
-    sql = str(
-        stmt.compile(dialect=create_engine(pg_url).dialect, compile_kwargs={"literal_binds": True})
-    )
     engine = create_engine(pg_url)
-    with engine.begin() as conn:
-        # Only the GIN indexes can answer now: no sequential scan, no walk of the primary key
-        # (which the planner may prefer for small tables, depending on their statistics).
-        conn.execute(text("SET LOCAL enable_seqscan = off"))
-        conn.execute(text("SET LOCAL enable_indexscan = off"))
-        plan = "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + sql)))
+    plans = {}
+    for sort in ("relevance", "newest"):
+        stmt = build_query(ProductQuery(q="samsung", sort=sort), "postgresql", None)
+        sql = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+        with engine.begin() as conn:
+            # Only the GIN indexes can answer now: no sequential scan, no walk of the primary
+            # key (which the planner may prefer for small tables, depending on statistics).
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            conn.execute(text("SET LOCAL enable_indexscan = off"))
+            plans[sort] = "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + sql)))
     engine.dispose()
-    assert "ix_products_search_vector" in plan, plan
-    assert "ix_products_title_vector" in plan, plan
+    # relevance: title matches, then description-only matches (migration 0004's body_vector)
+    assert "ix_products_title_vector" in plans["relevance"], plans["relevance"]
+    assert "ix_products_body_vector" in plans["relevance"], plans["relevance"]
+    assert "ix_products_search_vector" in plans["newest"], plans["newest"]

@@ -17,7 +17,8 @@ from flipkart_api.db import Base
 from flipkart_api.orders import models as _orders  # noqa: F401 - registers tables
 
 POSTGRES_ONLY = {
-    "search_vector", "title_vector", "ix_products_search_vector", "ix_products_title_vector"
+    "search_vector", "title_vector", "body_vector",
+    "ix_products_search_vector", "ix_products_title_vector", "ix_products_body_vector",
 }  # fmt: skip
 
 

@@ -25,7 +25,7 @@ from .schemas import (
     ProductPatch,
     ProductQuery,
 )
-from .search import build_query
+from .search import build_query, price_range_probe, scopes_with_few
 
 # Every list (products, categories) lives in this namespace; a write bumps its generation.
 CATALOG = "catalog"
@@ -124,7 +124,12 @@ def list_products(query: ProductQuery) -> tuple[bytes, CacheStatus]:
 def _load_page(query: ProductQuery) -> ProductPage:
     sess = db.session()
     category_ids = descendant_ids(query.category) if query.category else None
-    stmt = build_query(query, sess.get_bind().dialect.name, category_ids)
+    dialect = sess.get_bind().dialect.name
+    few: list[int] = []
+    if (probe := price_range_probe(query, dialect, category_ids)) is not None:
+        held = {scope: count for scope, count in sess.execute(probe)}
+        few = scopes_with_few(held, category_ids)
+    stmt = build_query(query, dialect, category_ids, few=few)
     rows = sess.execute(stmt).unique().all()
     page, more = rows[: query.limit], len(rows) > query.limit
     next_cursor = None

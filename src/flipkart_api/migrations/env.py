@@ -15,10 +15,18 @@ config = context.config
 target_metadata = Base.metadata
 
 # Columns that exist only on PostgreSQL (full-text search) are managed by hand.
-POSTGRES_ONLY_COLUMNS = {("products", "search_vector"), ("products", "title_vector")}
+POSTGRES_ONLY_COLUMNS = {
+    ("products", "search_vector"),
+    ("products", "title_vector"),
+    ("products", "body_vector"),
+}
 
 
-POSTGRES_ONLY_INDEXES = {"ix_products_search_vector", "ix_products_title_vector"}
+POSTGRES_ONLY_INDEXES = {
+    "ix_products_search_vector",
+    "ix_products_title_vector",
+    "ix_products_body_vector",
+}
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
