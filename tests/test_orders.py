@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -239,12 +240,42 @@ def test_idempotent_replay_and_reuse(
     assert "Idempotent-Replayed" not in first.headers
     assert replay.get_json() == first.get_json()
     assert replay.headers["Location"] == first.headers["Location"]
+    # the response built while placing is exactly what reading the order back gives
+    assert client.get(first.headers["Location"], headers=customer_headers).get_json() == (
+        first.get_json()
+    )
     assert stock(client, a) == before
     assert len(client.get("/api/v1/orders", headers=customer_headers).get_json()["items"]) == 1
     different = order(client, headers, [(b, 1)])
     assert different.status_code == 422
     too_long = order(client, customer_headers | {"Idempotency-Key": "k" * 256}, [(a, 1)])
     assert too_long.status_code == 422
+
+
+def test_a_key_past_its_ttl_is_claimed_afresh(
+    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str]
+) -> None:
+    from sqlalchemy import update
+
+    from flipkart_api import db
+    from flipkart_api.orders.models import IdempotencyKey
+
+    a, b = in_stock_ids(client, 2)
+    headers = customer_headers | {"Idempotency-Key": "old-key"}
+    first = order(client, headers, [(a, 1)])
+    ttl = seeded.config["SETTINGS"].idempotency_ttl_hours
+    with seeded.app_context():
+        sess = db.session()
+        aged = db.utcnow() - dt.timedelta(hours=ttl, minutes=1)
+        sess.execute(update(IdempotencyKey).values(created_at=aged))
+        sess.commit()
+    again = order(client, headers, [(b, 1)])  # another body: no 422 once the key expired
+    assert first.status_code == again.status_code == 201
+    assert "Idempotent-Replayed" not in again.headers
+    assert again.get_json()["id"] != first.get_json()["id"]
+    replay = order(client, headers, [(b, 1)])
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json() == again.get_json()
 
 
 def test_keys_are_per_user(

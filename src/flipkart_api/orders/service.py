@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from .. import db
@@ -16,13 +16,18 @@ from ..pagination import decode_cursor, encode_cursor
 from .cart import cart_lines
 from .lifecycle import can_move
 from .models import CartItem, IdempotencyKey, Order, OrderItem
-from .schemas import OrderIn, OrderListQuery, OrderOut, OrderPage
+from .schemas import OrderIn, OrderItemOut, OrderListQuery, OrderOut, OrderPage
 
 
 def place_order(
     user_id: int, data: OrderIn, idempotency_key: str | None, ttl_hours: int
 ) -> tuple[bytes, int, bool]:
-    """Create an order in one transaction; returns (order JSON, order id, replayed)."""
+    """Create an order in one transaction; returns (order JSON, order id, replayed).
+
+    Plain INSERT ... RETURNING statements rather than the ORM's unit of work: an order is
+    written once and never read back here, and the ORM's bookkeeping was most of the CPU an
+    order cost (bench/results, docs/decisions.md).
+    """
     request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
     sess = db.begin_write()
     if idempotency_key is not None:
@@ -36,23 +41,40 @@ def place_order(
             raise InvalidInput("from_cart", "the cart is empty")
     else:
         lines = [(line.product_id, line.quantity) for line in data.items or []]
-    captured = _reserve_stock(sess, lines)
-    order = Order(
-        user_id=user_id,
+    items = _reserve_stock(sess, lines)
+    now = db.utcnow()
+    address = data.shipping_address.model_dump()
+    total = sum(item.line_total for item in items)
+    order_id: int = sess.execute(
+        insert(Order)
+        .values(
+            user_id=user_id,
+            status="placed",
+            currency="INR",
+            shipping_address=address,
+            total=total,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(Order.id)
+    ).scalar_one()
+    sess.execute(insert(OrderItem), [{"order_id": order_id, **item.model_dump()} for item in items])
+    placed = OrderOut(
+        id=order_id,
         status="placed",
+        items=items,
+        total=total,
         currency="INR",
-        shipping_address=data.shipping_address.model_dump(),
-        total=sum(item.line_total for item in captured),
-        items=captured,
+        shipping_address=data.shipping_address,
+        created_at=now,
+        updated_at=now,
     )
-    sess.add(order)
-    sess.flush()
-    body = OrderOut.model_validate(order).model_dump_json().encode()
+    body = placed.model_dump_json().encode()
     if idempotency_key is not None:
         sess.execute(
             update(IdempotencyKey)
             .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == idempotency_key)
-            .values(order_id=order.id, response_body=body.decode())
+            .values(order_id=order_id, response_body=body.decode())
             .execution_options(synchronize_session=False)
         )
     if data.from_cart:
@@ -64,7 +86,7 @@ def place_order(
         )
     sess.commit()
     invalidate_products([pid for pid, _ in lines])
-    return body, order.id, False
+    return body, order_id, False
 
 
 def _claim_key(
@@ -73,18 +95,9 @@ def _claim_key(
     """Own the key (None), or return the response stored for it (a replay).
 
     The unique (user_id, key) index does the arbitration: a concurrent request with the
-    same key blocks on our uncommitted row and, once we commit, finds it and replays.
+    same key blocks on our uncommitted row and, once we commit, finds it and replays. A key
+    older than the TTL is taken over (deleted and claimed again), as if it had never been used.
     """
-    cutoff = db.utcnow() - dt.timedelta(hours=ttl_hours)
-    sess.execute(
-        delete(IdempotencyKey)
-        .where(
-            IdempotencyKey.user_id == user_id,
-            IdempotencyKey.key == key,
-            IdempotencyKey.created_at < cutoff,
-        )
-        .execution_options(synchronize_session=False)  # no ORM objects of it are loaded
-    )
     claim = db.insert_ignoring_conflicts(sess, IdempotencyKey.__table__).values(
         user_id=user_id, key=key, request_hash=request_hash, created_at=db.utcnow()
     )
@@ -93,6 +106,16 @@ def _claim_key(
     stored = sess.execute(
         select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
     ).scalar_one()
+    if stored.created_at < db.utcnow() - dt.timedelta(hours=ttl_hours):
+        sess.execute(
+            delete(IdempotencyKey)
+            .where(IdempotencyKey.id == stored.id)
+            .execution_options(synchronize_session=False)
+        )
+        sess.expunge(stored)
+        if sess.execute(claim.returning(IdempotencyKey.id)).first() is not None:
+            return None
+        raise Conflict("A request with this Idempotency-Key is still being processed.")
     if stored.request_hash != request_hash:
         raise InvalidInput("Idempotency-Key", "this key was used with a different request body")
     if stored.response_body is None or stored.order_id is None:
@@ -100,13 +123,13 @@ def _claim_key(
     return stored.response_body.encode(), stored.order_id, True
 
 
-def _reserve_stock(sess: Session, lines: list[tuple[int, int]]) -> list[OrderItem]:
+def _reserve_stock(sess: Session, lines: list[tuple[int, int]]) -> list[OrderItemOut]:
     """Decrement stock with conditional UPDATEs, rows locked in id order (no deadlocks).
 
     `stock >= quantity` is re-checked by the database after any concurrent writer commits,
     so two orders can never both take the last unit.
     """
-    captured: dict[int, OrderItem] = {}
+    captured: dict[int, OrderItemOut] = {}
     short: list[int] = []
     unknown: list[int] = []
     for product_id, quantity in sorted(lines):
@@ -122,7 +145,7 @@ def _reserve_stock(sess: Session, lines: list[tuple[int, int]]) -> list[OrderIte
             (short if exists else unknown).append(product_id)
             continue
         sku, name, price = row
-        captured[product_id] = OrderItem(
+        captured[product_id] = OrderItemOut(
             product_id=product_id,
             sku=sku,
             name=name,
