@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from flipkart_api.server import granian_argv
 from flipkart_api.settings import ConfigError, load_settings
 
 from . import servers
@@ -25,6 +26,24 @@ def test_development_defaults_to_sqlite_and_memory() -> None:
 def test_postgres_urls_are_pointed_at_psycopg3() -> None:
     settings = load_settings(database_url="postgres://u:p@h:5432/d")
     assert settings.effective_database_url == "postgresql+psycopg://u:p@h:5432/d"
+
+
+@pytest.mark.parametrize(
+    ("env", "explicit", "logged"),
+    [
+        ("development", None, True),
+        ("production", None, False),  # nginx's edge log has every request
+        ("production", True, True),
+        ("development", False, False),
+    ],
+)
+def test_access_log_is_on_but_in_production(env: str, explicit: bool | None, logged: bool) -> None:
+    settings = load_settings(
+        app_env=env, access_log=explicit, secret_key=STRONG, database_url="postgresql://h/d"
+    )
+    assert settings.effective_access_log is logged
+    flag = "--access-log" if logged else "--no-access-log"
+    assert flag in granian_argv(settings)
 
 
 def test_secrets_from_files(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def granian_argv(settings: Settings) -> list[str]:
         str(GRACEFUL_STOP_SECONDS),
         "--log-level",
         settings.log_level.lower(),
-        "--access-log" if settings.access_log else "--no-access-log",
+        "--access-log" if settings.effective_access_log else "--no-access-log",
         "--access-log-fmt",
         ACCESS_LOG_FORMAT,
     ]

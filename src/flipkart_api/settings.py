@@ -52,8 +52,10 @@ class Settings(BaseSettings):
     proxy_hops: int = Field(default=0, ge=0, le=5)
     # granian --reload, for the dev container with the source bind-mounted.
     web_reload: bool = False
-    # One line per request from each replica (nginx logs them too, with the same request id).
-    access_log: bool = True
+    # One line per request from each replica. Unset: on, except in production, where nginx's
+    # edge log has every request with the same request id and the app's line cost 135 us of
+    # CPU per request (30% of a cached read; docs/decisions.md).
+    access_log: bool | None = None
     # Per-client limits (Flask-Limiter syntax); RATELIMIT_ENABLED=false turns them all off.
     ratelimit_enabled: bool = True
     ratelimit_register: str = "10/minute"
@@ -107,6 +109,11 @@ class Settings(BaseSettings):
     def is_development(self) -> bool:
         """True for the embedded default (SQLite + in-process cache) unless URLs are given."""
         return self.app_env == "development"
+
+    @property
+    def effective_access_log(self) -> bool:
+        """ACCESS_LOG, or on everywhere but production."""
+        return self.access_log if self.access_log is not None else self.app_env != "production"
 
     @property
     def effective_database_url(self) -> str:

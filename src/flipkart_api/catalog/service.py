@@ -127,7 +127,7 @@ def _load_page(query: ProductQuery) -> ProductPage:
     dialect = sess.get_bind().dialect.name
     few: list[int] = []
     if (probe := price_range_probe(query, dialect, category_ids)) is not None:
-        held = {scope: count for scope, count in sess.execute(probe)}
+        held: dict[int, int] = dict(sess.execute(probe).all())
         few = scopes_with_few(held, category_ids)
     stmt = build_query(query, dialect, category_ids, few=few)
     rows = sess.execute(stmt).unique().all()
