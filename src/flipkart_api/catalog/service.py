@@ -83,14 +83,19 @@ def create_category(data: CategoryIn) -> Category:
 
 def descendant_ids(slug: str) -> list[int]:
     """The category with this slug and all below it; 422 for an unknown slug."""
-    categories = _all_categories()
-    root = next((c for c in categories if c.slug == slug), None)
-    if root is None:
-        raise InvalidInput("category", "no such category")
+    # (id, parent, slug) rows, not ORM objects: this runs for every filtered list page
+    rows = db.session().execute(
+        select(Category.id, Category.parent_id, Category.slug).order_by(Category.id)
+    )
+    root_id = None
     children: dict[int | None, list[int]] = {}
-    for c in categories:
-        children.setdefault(c.parent_id, []).append(c.id)
-    found, frontier = [root.id], [root.id]
+    for category_id, parent_id, category_slug in rows:
+        children.setdefault(parent_id, []).append(category_id)
+        if category_slug == slug:
+            root_id = category_id
+    if root_id is None:
+        raise InvalidInput("category", "no such category")
+    found, frontier = [root_id], [root_id]
     while frontier:
         frontier = [child for parent in frontier for child in children.get(parent, [])]
         found.extend(frontier)
