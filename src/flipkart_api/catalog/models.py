@@ -22,6 +22,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..db import Base, BigId, UTCDateTime, utcnow
 
 
+def discount_percent(price: int, mrp: int) -> int:
+    """floor((mrp - price) * 100 / mrp), 0 when mrp is 0."""
+    return (mrp - price) * 100 // mrp if mrp else 0
+
+
 class Category(Base):
     """A node of the category tree (parent_id NULL at the top)."""
 
@@ -74,8 +79,8 @@ class Product(Base):
 
     @property
     def discount_percent(self) -> int:
-        """floor((mrp - price) * 100 / mrp), 0 when mrp is 0."""
-        return (self.mrp - self.price) * 100 // self.mrp if self.mrp else 0
+        """See `discount_percent()`."""
+        return discount_percent(self.price, self.mrp)
 
     @property
     def in_stock(self) -> bool:

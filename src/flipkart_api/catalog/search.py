@@ -28,7 +28,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from ..pagination import decode_cursor
-from .models import Product
+from .models import Category, Product
 from .schemas import ProductQuery, SortKey
 
 MAX_TERMS = 8  # bounds the work a single `q` can ask of the SQLite fallback
@@ -99,6 +99,37 @@ def ordering(sort: SortKey, relevance: ColumnElement[Any] | None) -> Ordering:
         "-rating": Ordering(Product.rating, True),
     }
     return keys[sort]
+
+
+PAGE_COLUMNS: tuple[Any, ...] = (
+    Product.id,
+    Product.sku,
+    Product.slug,
+    Product.name,
+    Product.description,
+    Product.brand,
+    Product.price,
+    Product.mrp,
+    Product.currency,
+    Product.stock,
+    Product.rating,
+    Product.images,
+    Product.created_at,
+    Product.updated_at,
+    Category.id.label("category_id"),
+    Category.slug.label("category_slug"),
+    Category.name.label("category_name"),
+)
+
+
+def page_select(sort_key: ColumnElement[Any]) -> Select[Any]:
+    """Plain rows (a product's columns, its category's, the sort key) for a list page.
+
+    Rows, not ORM objects: a page is serialised once and never changed, and building 2 x 21
+    mapped objects per page was a fifth of an uncached list's CPU.
+    """
+    stmt: Select[Any] = select(*PAGE_COLUMNS, sort_key.label("sort_key"))
+    return stmt.join(Category, Category.id == Product.category_id)
 
 
 def _price_range(query: ProductQuery) -> list[ColumnElement[bool]]:
@@ -198,7 +229,7 @@ def build_query(
     if category_ids is not None:
         conditions.append(Product.category_id.in_(category_ids))
     sort_key: KeyedColumnElement[Any] = order.key.label("sort_key")
-    stmt = select(Product, sort_key).where(*conditions)
+    stmt = page_select(sort_key).where(*conditions)
     return stmt.order_by(*_keyset(order.key, Product.id, order.descending)).limit(query.limit + 1)
 
 
@@ -237,7 +268,7 @@ def _merged_scopes(
         parts.append(walk.order_by(*_keyset(order.key, Product.id, order.descending)).limit(rows))
     merged = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("merged")
     return (
-        select(Product, merged.c.sort_key)
+        page_select(merged.c.sort_key)
         .join(merged, merged.c.id == Product.id)
         .order_by(*_keyset(merged.c.sort_key, Product.id, order.descending))
         .limit(rows)
@@ -278,7 +309,7 @@ def _relevance_union(
     matches = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery("matches")
     tier_col = matches.c.tier
     stmt = (
-        select(Product, tier_col.label("sort_key"))
+        page_select(tier_col.label("sort_key"))
         .join(matches, matches.c.id == Product.id)
         .order_by(tier_col.desc(), Product.id.desc())
         .limit(query.limit + 1)

@@ -7,18 +7,19 @@ import re
 import unicodedata
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import db
 from ..cache import CacheStatus, cache
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import encode_cursor
-from .models import Category, Product
+from .models import Category, Product, discount_percent
 from .schemas import (
     CategoryIn,
     CategoryList,
     CategoryOut,
+    ProductCategory,
     ProductIn,
     ProductOut,
     ProductPage,
@@ -135,14 +136,38 @@ def _load_page(query: ProductQuery) -> ProductPage:
         held: dict[int, int] = dict(sess.execute(probe).all())
         few = scopes_with_few(held, category_ids)
     stmt = build_query(query, dialect, category_ids, few=few)
-    rows = sess.execute(stmt).unique().all()
+    rows = sess.execute(stmt).all()
     page, more = rows[: query.limit], len(rows) > query.limit
     next_cursor = None
     if more and page:
-        last_product, last_key = page[-1]
-        next_cursor = encode_cursor(query.effective_sort, last_key, last_product.id)
-    return ProductPage(
-        items=[ProductOut.model_validate(p) for p, _ in page], next_cursor=next_cursor
+        last = page[-1]
+        next_cursor = encode_cursor(query.effective_sort, last.sort_key, last.id)
+    return ProductPage(items=[_product_from_row(row) for row in page], next_cursor=next_cursor)
+
+
+def _product_from_row(row: Row[Any]) -> ProductOut:
+    """A page row (search.PAGE_COLUMNS) as the API's product."""
+    p = row._mapping
+    return ProductOut(
+        id=p["id"],
+        sku=p["sku"],
+        slug=p["slug"],
+        name=p["name"],
+        description=p["description"],
+        brand=p["brand"],
+        category=ProductCategory(
+            id=p["category_id"], slug=p["category_slug"], name=p["category_name"]
+        ),
+        price=p["price"],
+        mrp=p["mrp"],
+        discount_percent=discount_percent(p["price"], p["mrp"]),
+        currency=p["currency"],
+        stock=p["stock"],
+        in_stock=p["stock"] > 0,
+        rating=p["rating"],
+        images=p["images"],
+        created_at=p["created_at"],
+        updated_at=p["updated_at"],
     )
 
 
