@@ -7,7 +7,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 
-class StrictModel(BaseModel):
+class CleanText(BaseModel):
+    """Inputs whose strings carry no NUL: PostgreSQL text cannot store one (it was a 500)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+class StrictModel(CleanText):
     """Inputs reject unknown fields: a typo is an error, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
