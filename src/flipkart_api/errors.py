@@ -140,7 +140,10 @@ class APIRequest(Request):
 
     def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
         """Never `force`: apiflask forces, which parsed text/plain bodies and 400'd empty ones."""
-        return super().get_json(force=False, silent=silent, cache=cache)
+        try:
+            return super().get_json(force=False, silent=silent, cache=cache)
+        except RecursionError:  # b"[" * 100_000: the stdlib parser recurses, it was a 500
+            raise MalformedJSON() from None
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         """415 for a non-JSON content type, 400 for JSON that does not parse (text not shown)."""

@@ -8,6 +8,7 @@ from apiflask import APIFlask
 from werkzeug.routing import BaseConverter, Map
 
 from .errors import PROBLEM_MEDIA_TYPE
+from .schemas import MAX_ID
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -41,7 +42,6 @@ BODY_ERRORS = {
     "413": "The body is larger than 1 MB",
     "415": "The body is not sent as application/json",
 }
-MAX_ID = 2**63 - 1  # BIGINT
 
 
 def _up_to(limit: int) -> str:

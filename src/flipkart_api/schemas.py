@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+MAX_ID = 2**63 - 1  # ids are BIGINT: anything above cannot exist (and PostgreSQL would raise)
+
 
 class CleanText(BaseModel):
     """Inputs whose strings carry no NUL: PostgreSQL text cannot store one (it was a 500)."""
