@@ -18,15 +18,16 @@ from werkzeug.http import generate_etag, is_resource_modified, quote_etag
 
 from .catalog.service import product_key
 from .logs import REQUEST_ID_HEADER, request_id
-from .openapi import MAX_ID
+from .openapi import ID_PATTERN
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
     from .cache import Cache
 
-# The same ids the route's converter accepts; anything else (leading zeros, 0) goes to Flask.
-_PRODUCT_PATH = re.compile(r"/api/v1/products/([1-9][0-9]{0,18})\Z")
+# The same ids the route's converter accepts; anything else (0, leading zeros, >= 2^63) goes
+# to Flask, which answers 404 without a database or cache lookup.
+_PRODUCT_PATH = re.compile(rf"/api/v1/products/({ID_PATTERN})\Z")
 
 
 class CacheFront:
@@ -40,7 +41,7 @@ class CacheFront:
         """Serve a hit, or hand the request to the wrapped app."""
         if environ["REQUEST_METHOD"] == "GET":
             match = _PRODUCT_PATH.match(environ.get("PATH_INFO", ""))
-            if match and int(match[1]) <= MAX_ID:
+            if match:
                 body = self.cache.peek(product_key(int(match[1])))
                 if body is not None:
                     return self._hit(environ, start_response, body)

@@ -12,7 +12,7 @@ from apiflask.exceptions import HTTPError
 from flask import Request, Response
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,9 @@ def _werkzeug_error(error: HTTPException) -> Response:
     if code >= 500:
         log.error("unhandled error", exc_info=getattr(error, "original_exception", error))
         return problem(code, "The server could not complete the request.")
-    detail = error.description if isinstance(error, MalformedJSON) else HTTPStatus(code).description
+    detail = HTTPStatus(code).description
+    if isinstance(error, MalformedJSON | NotJSON) and error.description:
+        detail = error.description
     return problem(code, detail, headers=headers)
 
 
@@ -127,11 +129,26 @@ class MalformedJSON(BadRequest):
     description = "The request body is not valid JSON."
 
 
+class NotJSON(UnsupportedMediaType):
+    """A request body sent without a JSON content type."""
+
+    description = "The request body must be sent as Content-Type: application/json."
+
+
 class APIRequest(Request):
-    """Flask's request, with a JSON parse failure that says what it is."""
+    """Flask's request: JSON bodies only when declared as JSON, failures that say what they are."""
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        """Never `force`: apiflask forces, which parsed text/plain bodies and 400'd empty ones."""
+        try:
+            return super().get_json(force=False, silent=silent, cache=cache)
+        except RecursionError:  # b"[" * 100_000: the stdlib parser recurses, it was a 500
+            raise MalformedJSON() from None
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
-        """Raise MalformedJSON instead of a generic 400 (the parser's text is not shown)."""
+        """415 for a non-JSON content type, 400 for JSON that does not parse (text not shown)."""
+        if e is None:
+            raise NotJSON()
         raise MalformedJSON()
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIFlask
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.routing import BaseConverter, Map
 
 from .errors import PROBLEM_MEDIA_TYPE
+from .schemas import MAX_ID
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -35,23 +36,69 @@ X_CACHE = {
 
 
 APIFLASK_ERRORS = ("HTTPError", "ValidationError")  # apiflask's defaults; we send problem+json
-MAX_ID = 2**63 - 1  # BIGINT
+# What any operation that takes a JSON body can answer before its schema is even consulted.
+BODY_ERRORS = {
+    "400": "The body is not valid JSON",
+    "413": "The body is larger than 1 MB",
+    "415": "The body is not sent as application/json",
+}
 
 
-class IdConverter(IntegerConverter):
-    """`<int:...>` for BIGINT ids: 1..2^63-1, so an impossible id is a routing 404."""
+def _up_to(limit: int) -> str:
+    """A regex for the decimal numbers 1..limit written without leading zeros."""
+    digits = str(limit)
+    options = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"]  # every shorter number
+    for i, digit in enumerate(digits):
+        low = "1" if i == 0 else "0"
+        if int(digit) > int(low):  # same prefix, a smaller digit here, anything after
+            rest = len(digits) - i - 1
+            options.append(f"{digits[:i]}[{low}-{int(digit) - 1}][0-9]{{{rest}}}")
+    options.append(digits)
+    return "(?:" + "|".join(options) + ")"
+
+
+ID_PATTERN = _up_to(MAX_ID)
+
+
+class IdConverter(BaseConverter):
+    """`<int:...>` for BIGINT ids: 1..2^63-1, so an impossible id is a routing 404.
+
+    The range lives in the regex, not in to_python: werkzeug turns a to_python rejection
+    into a 405 when another method's rule shares the path (DELETE /products/0 said 405).
+    """
+
+    regex = ID_PATTERN
+    part_isolating = True
 
     def __init__(self, url_map: Map) -> None:
-        super().__init__(url_map, min=1, max=MAX_ID)
+        super().__init__(url_map)
+
+    def to_python(self, value: str) -> int:
+        """The id as an int (the regex already bounds it)."""
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        """The id as it appears in a URL."""
+        return str(int(value))
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
 
 
 def _finish(spec: dict[str, Any] | str) -> dict[str, Any] | str:
-    """Errors are problem+json; cached GETs document X-Cache."""
+    """Errors are problem+json; body errors and id ranges documented; cached GETs: X-Cache."""
     if isinstance(spec, str):  # only when SPEC_FORMAT is yaml, which we do not use
         return spec
     spec["components"]["schemas"]["Problem"] = PROBLEM_SCHEMA
     for path, item in spec["paths"].items():
         for method, operation in item.items():
+            if "requestBody" in operation:
+                for code, description in BODY_ERRORS.items():
+                    operation["responses"].setdefault(code, _problem(description))
             for code, response in operation.get("responses", {}).items():
                 generic = any(name in str(response.get("content")) for name in APIFLASK_ERRORS)
                 if int(code) >= 400 and generic:
@@ -59,6 +106,8 @@ def _finish(spec: dict[str, Any] | str) -> dict[str, Any] | str:
                         PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
                     }
             for param in operation.get("parameters", []):
+                if param["in"] == "path" and param["schema"].get("type") == "integer":
+                    param["schema"].update(minimum=1, maximum=MAX_ID)  # others: routing 404
                 if param["in"] == "header":  # apiflask lower-cases them: idempotency-key
                     param["name"] = "-".join(w.capitalize() for w in param["name"].split("-"))
             if method == "get" and path in CACHED_PATHS:

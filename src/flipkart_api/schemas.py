@@ -6,8 +6,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+MAX_ID = 2**63 - 1  # ids are BIGINT: anything above cannot exist (and PostgreSQL would raise)
 
-class StrictModel(BaseModel):
+
+class CleanText(BaseModel):
+    """Inputs whose strings carry no NUL: PostgreSQL text cannot store one (it was a 500)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+class StrictModel(CleanText):
     """Inputs reject unknown fields: a typo is an error, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")

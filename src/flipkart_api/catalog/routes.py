@@ -36,7 +36,7 @@ def list_categories() -> Any:
 @bp.auth_required(bearer, roles=["admin"])
 @bp.input(CategoryIn, arg_name="data")
 @bp.output(CategoryOut, status_code=201)
-@bp.doc(responses=[409, 422])
+@bp.doc(responses=[403, 409, 422])
 def create_category(data: CategoryIn) -> Any:
     """Create a category (admin)."""
     return CategoryOut.model_validate(service.create_category(data))
@@ -65,7 +65,7 @@ def get_product(product_id: int) -> Any:
 @bp.auth_required(bearer, roles=["admin"])
 @bp.input(ProductIn, arg_name="data")
 @bp.output(ProductOut, status_code=201)
-@bp.doc(responses=[409, 422])
+@bp.doc(responses=[403, 409, 422])
 def create_product(data: ProductIn) -> Any:
     """Create a product (admin)."""
     product = service.create_product(data)
@@ -77,7 +77,7 @@ def create_product(data: ProductIn) -> Any:
 @bp.auth_required(bearer, roles=["admin"])
 @bp.input(ProductPatch, arg_name="data")
 @bp.output(ProductOut)
-@bp.doc(responses=[404, 409, 422])
+@bp.doc(responses=[403, 404, 409, 422])
 def update_product(product_id: int, data: ProductPatch) -> Any:
     """Change some fields of a product (admin)."""
     return ProductOut.model_validate(service.update_product(product_id, data))
@@ -86,7 +86,7 @@ def update_product(product_id: int, data: ProductPatch) -> Any:
 @bp.delete("/products/<int:product_id>")
 @bp.auth_required(bearer, roles=["admin"])
 @bp.output({}, status_code=204)
-@bp.doc(responses=[404])
+@bp.doc(responses=[403, 404])
 def delete_product(product_id: int) -> Any:
     """Delete a product (admin)."""
     service.delete_product(product_id)

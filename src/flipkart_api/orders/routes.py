@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from apiflask import APIBlueprint
 from flask import current_app, url_for
-from pydantic import BaseModel, StringConstraints
+from pydantic import StringConstraints
 
 from ..auth.routes import bearer, current_user
 from ..limits import limit_from_settings, limiter
 from ..responses import json_bytes
+from ..schemas import CleanText
 from . import cart, service
 from .schemas import (
     CartOut,
@@ -25,7 +26,7 @@ from .schemas import (
 bp = APIBlueprint("orders", __name__, url_prefix="/api/v1", tag="Orders")
 
 
-class IdempotencyHeaders(BaseModel):
+class IdempotencyHeaders(CleanText):
     """The optional Idempotency-Key header of POST /orders (other headers are ignored)."""
 
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
@@ -115,7 +116,7 @@ def cancel_order(order_id: int) -> Any:
 @bp.auth_required(bearer, roles=["admin"])
 @bp.input(StatusIn, arg_name="data")
 @bp.output(OrderOut)
-@bp.doc(responses=[404, 409, 422])
+@bp.doc(responses=[403, 404, 409, 422])
 def set_status(order_id: int, data: StatusIn) -> Any:
     """Move an order along placed -> confirmed -> shipped -> delivered, or cancel it (admin)."""
     return OrderOut.model_validate(service.set_status(order_id, data.status))
