@@ -82,11 +82,12 @@ class IdConverter(BaseConverter):
         return str(int(value))
 
 
+def _problem_content() -> dict[str, Any]:
+    return {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
 def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
+    return {"description": description, "content": _problem_content()}
 
 
 def _finish(spec: dict[str, Any] | str) -> dict[str, Any] | str:
@@ -102,9 +103,7 @@ def _finish(spec: dict[str, Any] | str) -> dict[str, Any] | str:
             for code, response in operation.get("responses", {}).items():
                 generic = any(name in str(response.get("content")) for name in APIFLASK_ERRORS)
                 if int(code) >= 400 and generic:
-                    response["content"] = {
-                        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                    }
+                    response["content"] = _problem_content()
             for param in operation.get("parameters", []):
                 if param["in"] == "path" and param["schema"].get("type") == "integer":
                     param["schema"].update(minimum=1, maximum=MAX_ID)  # others: routing 404

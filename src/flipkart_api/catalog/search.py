@@ -153,6 +153,11 @@ def _filters(query: ProductQuery) -> list[ColumnElement[bool]]:
 ALL = 0  # the probe's scope id for "every category" (category ids start at 1)
 
 
+def _scopes(category_ids: list[int] | None) -> list[int]:
+    """The category ids a list is restricted to, or [ALL]."""
+    return category_ids if category_ids is not None else [ALL]
+
+
 def price_range_probe(
     query: ProductQuery, dialect: str, category_ids: list[int] | None
 ) -> Select[Any] | None:
@@ -168,9 +173,8 @@ def price_range_probe(
         return None
     if query.min_price is None and query.max_price is None:
         return None
-    scopes: list[int] = category_ids if category_ids is not None else [ALL]
     branches = []
-    for scope in scopes:
+    for scope in _scopes(category_ids):
         where = _price_range(query)
         if scope != ALL:
             where.append(Product.category_id == scope)
@@ -186,8 +190,7 @@ def price_range_probe(
 
 def scopes_with_few(held: Mapping[int, int], category_ids: list[int] | None) -> list[int]:
     """The scopes whose probed count (price_range_probe's rows) is at most FEW."""
-    scopes = category_ids if category_ids is not None else [ALL]
-    return [scope for scope in scopes if held.get(scope, 0) <= FEW]
+    return [scope for scope in _scopes(category_ids) if held.get(scope, 0) <= FEW]
 
 
 def build_query(
@@ -224,7 +227,7 @@ def build_query(
         conditions.append(row < after if order.descending else row > after)
 
     if dialect == "postgresql" and (few or (category_ids is not None and len(category_ids) > 1)):
-        scopes = category_ids if category_ids is not None else [ALL]
+        scopes = _scopes(category_ids)
         return _merged_scopes(order, conditions, scopes, set(few), query.limit + 1)
     if category_ids is not None:
         conditions.append(Product.category_id.in_(category_ids))
