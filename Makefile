@@ -12,7 +12,7 @@ IMAGE_NAME ?= flipkart-api
 PYTHON_IMAGE ?= python:3.13-slim
 
 .PHONY: run test test-docker test-swarm test-faults bench bench-quick lint lint-deploy typecheck check install \
-	migrate seed clean image push backup restore backup-docker restore-docker
+	migrate seed clean image push backup restore backup-docker restore-docker audit
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,17 @@ lint-deploy: $(STAMP) ## Dockerfile (hadolint), workflows (actionlint), Kubernet
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# pip-audit asks PyPI's JSON API / OSV about every locked version, so it needs those reachable
+# (the GitHub workflow runs it; this machine's package mirror has no JSON API). Its own venv:
+# the tool's dependencies stay out of the app's locks. --strict: a package it cannot look up
+# fails the run rather than passing unchecked.
+AUDIT_VENV := build/audit-venv
+audit: ## pip-audit the shipped and the dev lock files (needs PyPI's JSON API or OSV)
+	test -x $(AUDIT_VENV)/bin/pip-audit || ($(PYTHON) -m venv $(AUDIT_VENV) && \
+		$(AUDIT_VENV)/bin/pip install --quiet pip-audit==2.10.1)
+	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip -r requirements.lock
+	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip -r requirements-dev.lock
 
 check: lint typecheck test
 
