@@ -91,11 +91,39 @@ def build_engine(settings: Settings) -> Engine:
         connect_args={
             "connect_timeout": settings.db_connect_timeout_seconds,
             "application_name": "flipkart-api",
-            # JIT compiles a query whose *estimated* cost is high, then runs it in 1 ms: it
-            # added 10-15 ms to catalog reads at 1,000,000 products. Off for OLTP traffic.
-            "options": "-c jit=off",
+            **dead_peer_args(settings.db_dead_peer_seconds),
+            "options": " ".join(f"-c {name}={value}" for name, value in SESSION_SETTINGS.items()),
         },
     )
+
+
+# Server-side settings of every app connection.
+SESSION_SETTINGS = {
+    # JIT compiles a query whose *estimated* cost is high, then runs it in 1 ms: it added
+    # 10-15 ms to catalog reads at 1,000,000 products. Off for OLTP traffic.
+    "jit": "off",
+    # The app never leaves a transaction waiting on itself this long; a client that vanished
+    # mid-transaction (partition, SIGKILL) would otherwise hold its row locks (a product's
+    # stock) until the server's own TCP keepalive gives up, two hours by default.
+    "idle_in_transaction_session_timeout": "10s",
+}
+
+
+def dead_peer_args(seconds: int) -> dict[str, int]:
+    """libpq options that notice a silent server within about `seconds`.
+
+    tcp_user_timeout ends a connection whose sent data stays unacknowledged (a query sent
+    into a partition); keepalives end one that waits on a reply that never comes
+    (idle + count x interval seconds). Either way the query fails: the request is a 503.
+    """
+    idle = max(1, seconds // 2)
+    return {
+        "tcp_user_timeout": seconds * 1000,
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": 1,
+        "keepalives_count": max(1, seconds - idle),
+    }
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

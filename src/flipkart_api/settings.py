@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_connect_timeout_seconds: int = Field(default=2, ge=1)
+    # A PostgreSQL that stops answering without closing the connection (a network partition,
+    # a failed-over primary, a frozen host) is given up on after about this long: the
+    # request gets a 503 instead of waiting for the kernel's TCP timeout (15+ minutes).
+    db_dead_peer_seconds: int = Field(default=4, ge=2, le=600)
     # /health checks the database and Redis at most this often per worker (0 = every call),
     # so monitors and load balancers polling it cannot turn into load on the database.
     health_cache_seconds: float = Field(default=1.0, ge=0, le=60)
