@@ -8,14 +8,17 @@ is stopped by its PID (a replica's process group is the one we created for it).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,6 +234,38 @@ class Stack:
                 self.nginx.wait(timeout=5)
         for replica in self.replicas:
             replica.stop()
+
+
+def can_partition() -> str | None:
+    """None when `partitioned()` can work here, else why not (it needs root and iptables)."""
+    if shutil.which("iptables") is None:
+        return "iptables is not installed"
+    if os.geteuid() != 0:
+        return "dropping packets needs root"
+    return None
+
+
+@contextlib.contextmanager
+def partitioned(port: int) -> Iterator[None]:
+    """Drop every packet to and from 127.0.0.1:`port` while inside, then let them through.
+
+    A partition, not a refusal: nothing answers and nothing resets, as when a network
+    splits or a primary fails over. Only rules naming this port are inserted, and exactly
+    those are deleted.
+    """
+    rules = [
+        ["INPUT", "-i", "lo", "-p", "tcp", "--dport", str(port), "-j", "DROP"],
+        ["INPUT", "-i", "lo", "-p", "tcp", "--sport", str(port), "-j", "DROP"],
+    ]
+    inserted = []
+    try:
+        for rule in rules:
+            subprocess.run(["iptables", "-w", "5", "-I", *rule], check=True, timeout=30)
+            inserted.append(rule)
+        yield
+    finally:
+        for rule in inserted:
+            subprocess.run(["iptables", "-w", "5", "-D", *rule], check=True, timeout=30)
 
 
 def production_env(workdir: Path, database_url: str, redis_url: str) -> dict[str, str]:
