@@ -170,14 +170,20 @@ def session() -> Session:
 
 
 def begin_write() -> Session:
-    """The request's session in a fresh transaction meant to write (IMMEDIATE on SQLite).
+    """The request's session, ready to write; what it loaded before is read afresh.
 
-    Whatever the request read before (e.g. the authenticated user) is rolled back first, so
-    the unit of work starts clean; callers take ids before calling this, not ORM objects.
+    SQLite: a fresh transaction that takes the write lock first (BEGIN IMMEDIATE).
+    PostgreSQL: the read transaction the request may have begun (the authenticated user)
+    goes on: under READ COMMITTED every statement sees what is committed when it runs, and
+    rolling back first cost a round trip per write. Either way, ORM objects loaded before
+    are expired, so callers never act on what they read before this call.
     """
     sess = session()
-    sess.rollback()
-    sess.connection(execution_options={"sqlite_immediate": True})
+    if sess.get_bind().dialect.name == "sqlite":
+        sess.rollback()
+        sess.connection(execution_options={"sqlite_immediate": True})
+    else:
+        sess.expire_all()
     return sess
 
 
