@@ -35,6 +35,10 @@ def seed_catalog(
     generated = iter_products(products)
     done = 0
     while batch := list(itertools.islice(generated, BATCH)):
+        # Skip what exists rather than lean on ON CONFLICT alone: every conflicting insert
+        # burns a sequence value, and re-seeding to a larger size left id gaps (404s).
+        skus = [p.sku for p in batch]
+        present = set(sess.scalars(select(Product.sku).where(Product.sku.in_(skus))))
         rows = [
             {
                 "sku": p.sku,
@@ -53,8 +57,10 @@ def seed_catalog(
                 "updated_at": now,
             }
             for p in batch
+            if p.sku not in present
         ]
-        sess.execute(insert_ignoring_conflicts(sess, Product.__table__), rows)
+        if rows:
+            sess.execute(insert_ignoring_conflicts(sess, Product.__table__), rows)
         sess.commit()
         done += len(batch)
         if progress:
