@@ -11,7 +11,7 @@ WORKDIR /build
 # Dependencies first: a code-only change reuses this layer and rebuilds in seconds.
 COPY requirements.lock ./
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install --upgrade pip==26.3 && pip install -r requirements.lock
+    pip install --upgrade pip==26.3 && pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN --mount=type=cache,target=/root/.cache/pip \

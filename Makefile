@@ -12,7 +12,7 @@ IMAGE_NAME ?= flipkart-api
 PYTHON_IMAGE ?= python:3.13-slim
 
 .PHONY: run test test-docker test-swarm test-faults bench bench-quick lint lint-deploy typecheck check install \
-	migrate seed clean image push backup restore backup-docker restore-docker audit
+	migrate seed clean image push backup restore backup-docker restore-docker audit lock
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -100,6 +100,14 @@ backup-docker: ## The same for the compose.prod.yaml stack (its `backup` service
 
 restore-docker: ## make restore-docker BACKUP_FILE=backups/<file>.dump (its `restore` service)
 	deploy/backup/restore.sh --compose
+
+# Both locks pin every version with its hashes (the image installs with --require-hashes);
+# uv keeps the versions already in the files unless pyproject.toml needs others.
+lock: ## Regenerate requirements.lock and requirements-dev.lock (hashes included) with uv
+	command -v uv >/dev/null || $(PYTHON) -m pip install --quiet uv
+	uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -q \
+		-o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
