@@ -6,15 +6,17 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from flipkart_api import create_app
+from flipkart_api.cache import KEY_PREFIX, Cache, CacheStatus, MemoryBackend, RedisBackend
 from flipkart_api.catalog.seed import seed_catalog
 from flipkart_api.db import session
 from flipkart_api.settings import load_settings
@@ -232,3 +234,40 @@ def test_health_sees_an_outage_within_its_cache_window(
         assert status == "degraded", f"outage not reported within {window + 1} s"
     finally:
         own_redis.restart()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def bare_cache(request: pytest.FixtureRequest) -> Iterator[tuple[Cache, Callable[[str], None]]]:
+    """A Cache on each backend, with a way to make it lose one key (what eviction does)."""
+    if request.param == "memory":
+        memory = MemoryBackend()
+        yield Cache(memory, 300, 0), lambda key: memory._data.pop(key, None)
+        return
+    url = request.getfixturevalue("redis_server").url()
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+        yield Cache(RedisBackend(url, 0.5), 300, 0), lambda key: client.delete(key)
+
+
+def test_an_evicted_generation_never_revives_older_list_pages(
+    bare_cache: tuple[Cache, Callable[[str], None]],
+) -> None:
+    """allkeys-lru may evict the generation counter and keep pages cached under it."""
+    cache, evict = bare_cache
+    pages: list[str] = []
+    for version in range(3):  # three catalog states, each with its page cached
+        page = f"products:{cache.generation('catalog')}:page"
+        assert (
+            cache.read_through(page, lambda v=version: f"v{v}".encode())[0]
+            == f"v{version}".encode()
+        )
+        pages.append(page)
+        cache.invalidate(generations=["catalog"])
+    evict(KEY_PREFIX + "gen:catalog")
+    # Read straight after the eviction, and after the next write: never an older page.
+    for _ in range(2):
+        page = f"products:{cache.generation('catalog')}:page"
+        assert page not in pages
+        assert cache.read_through(page, lambda: b"now") == (b"now", CacheStatus.MISS)
+        pages.append(page)
+        cache.invalidate(generations=["catalog"])

@@ -61,7 +61,8 @@ class Backend(Protocol):
     def set_if_leased(self, key: str, value: bytes, ttl_ms: int, token: str) -> bool: ...
     def release_lease(self, key: str, token: str) -> None: ...
     def delete(self, keys: list[str]) -> None: ...
-    def incr(self, key: str) -> int: ...
+    def current_generation(self, key: str, start: int) -> bytes: ...
+    def bump_generation(self, key: str, start: int) -> int: ...
     def ping(self) -> None: ...
 
 
@@ -128,12 +129,27 @@ class MemoryBackend:
                 self._data.pop(key, None)
                 self._data.pop(_lease_key(key), None)
 
-    def incr(self, key: str) -> int:
-        """Atomically increment a counter that never expires."""
+    def current_generation(self, key: str, start: int) -> bytes:
+        """The counter's value, set to `start` first when it is missing (or was evicted)."""
         with self._lock:
-            current = int(self._live(key) or b"0") + 1
-            self._data[key] = (str(current).encode(), float("inf"))
+            value = self._live(key)
+            if value is None:
+                value = str(start).encode()
+                self._put_forever(key, value)
+            return value
+
+    def bump_generation(self, key: str, start: int) -> int:
+        """Atomically increment the counter, from `start` when it is missing."""
+        with self._lock:
+            current = int(self._live(key) or str(start).encode()) + 1
+            self._put_forever(key, str(current).encode())
             return current
+
+    def _put_forever(self, key: str, value: bytes) -> None:
+        self._data[key] = (value, float("inf"))
+        self._data.move_to_end(key)
+        while len(self._data) > self._max:
+            self._data.popitem(last=False)
 
     def ping(self) -> None:
         """Always reachable."""
@@ -146,6 +162,16 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then
   return 1
 end
 return 0
+"""
+# A generation counter that is missing (never set, evicted by allkeys-lru, flushed) starts
+# again from ARGV[1], never from 0: see Cache.generation.
+_CURRENT_GENERATION = """
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+"""
+_BUMP_GENERATION = """
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
+return redis.call('INCR', KEYS[1])
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -165,6 +191,8 @@ class RedisBackend:
         )
         self._set_if_leased = self._client.register_script(_SET_IF_LEASED)
         self._release = self._client.register_script(_RELEASE)
+        self._current_generation = self._client.register_script(_CURRENT_GENERATION)
+        self._bump_generation = self._client.register_script(_BUMP_GENERATION)
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:
@@ -197,9 +225,14 @@ class RedisBackend:
         everything = keys + [_lease_key(k) for k in keys]
         self._call(lambda: self._client.delete(*everything))
 
-    def incr(self, key: str) -> int:
-        """INCR."""
-        return int(cast(int, self._call(lambda: self._client.incr(key))))
+    def current_generation(self, key: str, start: int) -> bytes:
+        """SET NX then GET, in one script (only on a GET miss: rare)."""
+        value = self._call(lambda: self._current_generation(keys=[key], args=[start]))
+        return value if isinstance(value, bytes) else str(value).encode()
+
+    def bump_generation(self, key: str, start: int) -> int:
+        """INCR, from `start` when the counter is missing, in one script."""
+        return int(cast(int, self._call(lambda: self._bump_generation(keys=[key], args=[start]))))
 
     def ping(self) -> None:
         """PING."""
@@ -291,15 +324,26 @@ class Cache:
             return None
 
     def generation(self, name: str) -> str:
-        """The current generation of a namespace; part of every key in it."""
+        """The current generation of a namespace; part of every key in it.
+
+        The counter lives in the same evicting store as the values (Redis `allkeys-lru`, the
+        bounded in-process LRU). If it is evicted while pages keyed by older generations
+        survive, restarting it from 0 (or INCR from nothing to 1) would make those stale pages
+        reachable again. A missing counter therefore starts at the current time in
+        nanoseconds: larger than any earlier start plus the writes made since, so no key
+        written under an earlier generation can be read again.
+        """
         if not self._usable():
             return "x"
+        key = KEY_PREFIX + "gen:" + name
         try:
-            raw = self.backend.get(KEY_PREFIX + "gen:" + name)
+            raw = self.backend.get(key)
+            if raw is None:
+                raw = self.backend.current_generation(key, time.time_ns())
         except CacheError as exc:
             self._trip(exc)
             return "x"
-        return raw.decode() if raw else "0"
+        return raw.decode()
 
     # -- writes -------------------------------------------------------------
     def invalidate(self, keys: Sequence[str] = (), generations: Sequence[str] = ()) -> None:
@@ -317,7 +361,7 @@ class Cache:
         if keys:
             self.backend.delete([KEY_PREFIX + k for k in keys])
         for name in generations:
-            self.backend.incr(KEY_PREFIX + "gen:" + name)
+            self.backend.bump_generation(KEY_PREFIX + "gen:" + name, time.time_ns())
 
     def ping(self) -> bool:
         """True when the backend answers now (used by /health; ignores the breaker)."""
