@@ -65,12 +65,16 @@ class Settings(BaseSettings):
     ratelimit_register: str = "10/minute"
     ratelimit_token: str = "20/minute"  # noqa: S105 - a rate, not a secret
     ratelimit_orders: str = "60/minute"
+    # Where the counters live: a Redis that never evicts (the cache Redis is allkeys-lru, and
+    # filling it would drop counters). Unset: REDIS_URL (warned about in production).
+    ratelimit_redis_url: str | None = None
     idempotency_ttl_hours: int = Field(default=24, ge=1)
 
     # Docker/Swarm/Kubernetes secrets arrive as files: SECRET_KEY_FILE=/run/secrets/secret_key.
     secret_key_file: Path | None = None
     database_url_file: Path | None = None
     redis_url_file: Path | None = None
+    ratelimit_redis_url_file: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -78,7 +82,7 @@ class Settings(BaseSettings):
         """A *_FILE variable fills its plain twin when that is not set."""
         if not isinstance(data, dict):
             return data
-        for name in ("secret_key", "database_url", "redis_url"):
+        for name in ("secret_key", "database_url", "redis_url", "ratelimit_redis_url"):
             path = data.get(f"{name}_file")
             if path and not data.get(name):
                 try:
@@ -134,7 +138,7 @@ class Settings(BaseSettings):
     @property
     def ratelimit_storage_uri(self) -> str:
         """Counters shared by every replica in Redis; per process without it."""
-        return self.redis_url or "memory://"
+        return self.ratelimit_redis_url or self.redis_url or "memory://"
 
     @property
     def uses_sqlite(self) -> bool:

@@ -66,9 +66,10 @@ def _token(port: int, email: str, password: str) -> str:
 
 @pytest.fixture(scope="module")
 def shop() -> Iterator[Shop]:
-    """PostgreSQL, Redis, 3 production replicas and nginx, seeded; all stopped afterwards."""
+    """PostgreSQL, two Redis, 3 production replicas and nginx, seeded; all stopped afterwards."""
     try:
         pg, redis_server = servers.start_postgres(), servers.start_redis()
+        limits_redis = servers.start_redis()
     except servers.ServerUnavailable as exc:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true but a real server is unavailable: {exc}")
@@ -76,10 +77,12 @@ def shop() -> Iterator[Shop]:
     if shutil.which("nginx") is None:
         pg.stop()
         redis_server.stop()
+        limits_redis.stop()
         pytest.skip("nginx is not installed")
     workdir = Path(tempfile.mkdtemp(prefix="flipkart-faults-"))
     url = pg.create_database("faults")
-    stack = Stack(workdir, pg, redis_server, url, production_env(workdir, url, redis_server.url()))
+    env = production_env(workdir, url, redis_server.url(), limits_redis.url())
+    stack = Stack(workdir, pg, redis_server, limits_redis, url, env)
     try:
         stack.start(PRODUCTS)
         stack.cli("create-admin", "--email", ADMIN[0], "--password", ADMIN[1])
@@ -101,9 +104,15 @@ def shop() -> Iterator[Shop]:
         yield shop
     finally:
         stack.stop()
-        _keep_logs(workdir, pg.logfile, redis_server.workdir / "redis.log")
+        _keep_logs(
+            workdir,
+            pg.logfile,
+            redis_server.workdir / "redis.log",
+            limits_redis.workdir / "redis.log",
+        )
         pg.stop()
         redis_server.stop()
+        limits_redis.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

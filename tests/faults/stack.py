@@ -1,9 +1,11 @@
-"""A production-shaped stack on 127.0.0.1: PostgreSQL, Redis, 3 replicas and nginx.
+"""A production-shaped stack on 127.0.0.1: PostgreSQL, two Redis, 3 replicas and nginx.
 
 The replicas are `flipkart-api serve` with APP_ENV=production (as bench/harness.py starts
 them); nginx runs the production config, deploy/nginx/default.conf, with only what ties it
-to Docker swapped for local equivalents (see `render_nginx_conf`). Every process is ours and
-is stopped by its PID (a replica's process group is the one we created for it).
+to Docker swapped for local equivalents (see `render_nginx_conf`). As in production, the cache
+Redis evicts (allkeys-lru under a maxmemory) and the rate-limit counters live in a Redis of
+their own that never does. Every process is ours and is stopped by its PID (a replica's
+process group is the one we created for it).
 """
 
 from __future__ import annotations
@@ -18,16 +20,25 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import redis
 
 from .. import servers
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "flipkart-api")
 REPLICAS = 3
+CACHE_MAXMEMORY = "4mb"  # production: 200mb; small here so a drill can fill it past that
+# The drills' load places ~50 orders/s, all from 127.0.0.1 (one client to the limiter):
+# generous for orders; sign-up and login keep limits a person would meet.
+RATELIMIT_ORDERS = "100000/minute"
+# 5 (not the default 10) so that a client exhausting it once per process (6 processes while
+# Redis is out) fits in a 10 s outage under nginx's own 5 r/s on /api/v1/auth/.
+RATELIMIT_REGISTER = "5/minute"
 
 
 @dataclass
@@ -58,15 +69,21 @@ def call(
     body: Any = None,
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
+    source: str | None = None,
 ) -> Reply:
-    """One request on a fresh connection (no keep-alive, so each may land anywhere)."""
+    """One request on a fresh connection (no keep-alive, so each may land anywhere).
+
+    `source`: another loopback address to connect from (127.0.0.2 ...), so nginx, and the
+    app behind it, see a client other than the load's 127.0.0.1.
+    """
     sent = {"Connection": "close", **(headers or {})}
     payload = None
     if body is not None:
         payload = json.dumps(body).encode()
         sent["Content-Type"] = "application/json"
     started = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    bound = (source, 0) if source else None
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=bound)
     try:
         conn.request(method, path, body=payload, headers=sent)
         response = conn.getresponse()
@@ -182,7 +199,8 @@ class Stack:
 
     workdir: Path
     pg: servers.PostgresServer
-    redis: servers.RedisServer
+    redis: servers.RedisServer  # the cache
+    limits_redis: servers.RedisServer  # rate-limit counters
     database_url: str
     env: dict[str, str]
     replicas: list[Replica] = field(default_factory=list)
@@ -195,8 +213,23 @@ class Stack:
         assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
         return done.stdout.decode()
 
+    def configure_redis(self) -> None:
+        """The production flags (servers.py starts a plain Redis; again after a restart)."""
+        with redis.Redis.from_url(self.redis.url()) as cache:
+            cache.config_set("maxmemory", CACHE_MAXMEMORY)
+            cache.config_set("maxmemory-policy", "allkeys-lru")
+        with redis.Redis.from_url(self.limits_redis.url()) as counters:
+            counters.config_set("maxmemory-policy", "noeviction")
+
+    def restart_redis(self, servers_: Sequence[servers.RedisServer]) -> None:
+        """Start these Redis again (empty, as the test servers keep nothing) with their flags."""
+        for server in servers_:
+            server.restart()
+        self.configure_redis()
+
     def start(self, products: int) -> None:
         """Migrate, seed, start the replicas and nginx."""
+        self.configure_redis()
         self.cli("migrate")
         self.cli("seed", "--products", str(products))
         for n in range(REPLICAS):
@@ -268,8 +301,10 @@ def partitioned(port: int) -> Iterator[None]:
             subprocess.run(["iptables", "-w", "5", "-D", *rule], check=True, timeout=30)
 
 
-def production_env(workdir: Path, database_url: str, redis_url: str) -> dict[str, str]:
-    """What a replica sees in production, minus rate limits (the load is one client)."""
+def production_env(
+    workdir: Path, database_url: str, redis_url: str, limits_redis_url: str
+) -> dict[str, str]:
+    """What a replica sees in production; the order limit raised for the load's one client."""
     return {
         "PATH": os.environ["PATH"],
         "HOME": str(workdir),
@@ -277,7 +312,9 @@ def production_env(workdir: Path, database_url: str, redis_url: str) -> dict[str
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "SECRET_KEY": secrets.token_urlsafe(48),
-        "RATELIMIT_ENABLED": "false",
+        "RATELIMIT_REDIS_URL": limits_redis_url,
+        "RATELIMIT_ORDERS": RATELIMIT_ORDERS,
+        "RATELIMIT_REGISTER": RATELIMIT_REGISTER,
         "LOG_LEVEL": "WARNING",
         "HOST": "127.0.0.1",
         "PROXY_HOPS": "1",

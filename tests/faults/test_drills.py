@@ -1,4 +1,5 @@
-"""Fault drills under load: Redis down, PostgreSQL restarted and partitioned, replicas killed.
+"""Fault drills under load: Redis down or full, PostgreSQL restarted and partitioned, replicas
+killed. Rate limits are on: a client over its sign-up limit keeps getting 429s through them.
 
 `make test-faults`. The drills share one stack and run in this order; the last one checks
 that nothing the clients were promised went missing. Each drill asserts its promises and
@@ -9,17 +10,20 @@ recover) to build/faults.json.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 from typing import Any
 
 import pytest
+import redis
 
 from flipkart_api.settings import Settings
 
 from .conftest import Shop
 from .load import Attempt, Load
-from .stack import call, can_partition, partitioned
+from .probe import Probe, counted, is_app_429
+from .stack import CACHE_MAXMEMORY, RATELIMIT_REGISTER, REPLICAS, call, can_partition, partitioned
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -35,6 +39,11 @@ GIVE_UP_SECONDS = (
     + 2 * _DEFAULTS["db_connect_timeout_seconds"].default
     + 1.5
 )
+REGISTER_LIMIT = int(RATELIMIT_REGISTER.split("/")[0])
+PROCESSES = REPLICAS * _DEFAULTS["web_concurrency"].default
+# Flask-Limiter PINGs a dead store again 1, 2, 4 ... 32 s apart, per process: the longest
+# a process may keep counting alone once Redis is back (plus a probe round).
+SHARED_AGAIN_SECONDS = 35.0
 
 
 def _load(shop: Shop) -> Load:
@@ -109,29 +118,61 @@ def _database_outage(
     return figures
 
 
+def _shared_again(shop: Shop, since: float) -> float:
+    """Seconds from `since` until every hit is counted in the limiter Redis again.
+
+    Each round is a fresh client address sending limit + 1 attempts: the round passes when
+    the limiter Redis counted all of them and the last was a 429, i.e. no process answered
+    it from its own memory. Three rounds in a row (18 attempts over the 6 processes).
+    """
+    url, in_a_row, n = shop.stack.limits_redis.url(), 0, 0
+    while time.monotonic() - since < SHARED_AGAIN_SECONDS:
+        n += 1
+        probe = Probe(shop.stack.port, f"127.0.1.{n}")
+        last = [probe.send() for _ in range(REGISTER_LIMIT + 1)][-1]
+        ok = counted(url, probe.source) == REGISTER_LIMIT + 1 and is_app_429(last)
+        in_a_row = in_a_row + 1 if ok else 0
+        if in_a_row == 3:
+            return round(time.monotonic() - since, 2)
+        time.sleep(1.0)  # nginx's auth zone refills (each round is its own address anyway)
+    raise AssertionError(f"hits not all counted in the limiter Redis {SHARED_AGAIN_SECONDS}s on")
+
+
 def test_redis_outage_bypasses_cache_and_stays_fresh(
     shop: Shop, report: dict[str, dict[str, Any]]
 ) -> None:
-    """Redis stopped for 10 s: no 5xx, reads BYPASS, HITs within 5 s, no stale product."""
+    """Both Redis stopped for 10 s: no 5xx, reads BYPASS, HITs within 5 s, no stale product;
+    a client over its limit still gets 429s (counted per process), shared again afterwards.
+    """
     stack, pid, probe = shop.stack, shop.read_ids[0], f"/api/v1/products/{shop.read_ids[1]}"
     old_price = call(stack.port, "GET", f"/api/v1/products/{pid}").json()["price"]
+    over = Probe(stack.port, "127.0.0.2")
     load = _load(shop)
     try:
         time.sleep(2)  # everything cached and hitting before the fault
+        before = over.until_limited(REGISTER_LIMIT + 1)
         stack.redis.halt()
+        stack.limits_redis.halt()
         down = time.monotonic()
+        probing = threading.Event()
+        prober = over.during(probing)
         time.sleep(1)
         patch = call(
             stack.port, "PATCH", f"/api/v1/products/{pid}", {"price": old_price - 100}, shop.admin
         )
         time.sleep(max(0.0, 10 - (time.monotonic() - down)))
+        probing.set()
+        prober.join(timeout=15)
         restarting = time.monotonic()
-        stack.redis.restart()
+        stack.restart_redis([stack.redis, stack.limits_redis])
         up = time.monotonic()
         recovery = max(_until(r.port, probe, (200, "HIT"), up, {}) for r in stack.replicas)
+        shared_again = _shared_again(shop, up)
         time.sleep(2)
     finally:
         load.stop()
+    limited = over.between(down, restarting)
+    first_429 = next((n for n, r in enumerate(limited, 1) if r.status == 429), None)
     outage = load.between(down, restarting)
     outage_reads = [a for a in outage if a.kind == "read"]
     figures = load.figures() | {
@@ -140,8 +181,22 @@ def test_redis_outage_bypasses_cache_and_stays_fresh(
         "outage_read_cache": dict(Counter(a.cache for a in outage_reads)),
         "max_latency_outage_s": _max_latency(load, down, up),
         "recovery_s": recovery,
+        "limit_before_outage": before,
+        "limit_outage_requests": len(limited),
+        "limit_outage_status": dict(Counter(r.status for r in limited)),
+        "limit_outage_first_429_at": first_429,  # the fallback counts each process alone
+        "limit_outage_max_latency_s": round(max((r.seconds for r in limited), default=0), 3),
+        "limits_shared_again_s": shared_again,
     }
     report["1 redis stopped 10 s"] = figures
+    assert before == [422] * REGISTER_LIMIT + [429], before
+    assert limited, "the over-limit client sent nothing during the outage"
+    # Never a 5xx, never nginx's 429; the limit held per process: a 429 at the latest after
+    # each of the processes let the client have its limit once more.
+    assert {r.status for r in limited} <= {422, 429}, figures
+    assert all(is_app_429(r) for r in limited if r.status == 429), figures
+    assert first_429 is not None, figures
+    assert first_429 <= PROCESSES * REGISTER_LIMIT + 1, figures
     assert patch.status == 200, patch.body
     assert figures["status_5xx"] == 0, figures
     assert figures["failed"] == 0, figures
@@ -350,6 +405,57 @@ def test_replica_sigterm_after_leaving_rotation_fails_nothing(
     report["4b replica SIGTERM after drain"] = figures
     assert figures["failed"] == 0, figures
     assert figures["retries"] == 0, figures
+
+
+def test_cache_redis_filled_past_maxmemory_keeps_limits(
+    shop: Shop, report: dict[str, dict[str, Any]]
+) -> None:
+    """The cache Redis filled to 3x its maxmemory (allkeys-lru evicts): no failed request,
+    and a client over its limit is still limited (its counter is in the other Redis).
+
+    Last before the tally: the cache stays full of filler afterwards (as a production cache
+    stays full), which would change what the other drills measure.
+    """
+    stack = shop.stack
+    over = Probe(stack.port, "127.0.0.3")
+    load = _load(shop)
+    try:
+        time.sleep(1)
+        before = over.until_limited(REGISTER_LIMIT + 1)
+        blob, written = b"x" * 1024, 0
+        limit_bytes = int(CACHE_MAXMEMORY.removesuffix("mb")) * 1024 * 1024
+        filling = time.monotonic()
+        with redis.Redis.from_url(stack.redis.url()) as cache:
+            while written < 3 * limit_bytes:
+                pipe = cache.pipeline(transaction=False)
+                for n in range(512):
+                    pipe.set(f"fk:fill:{written}:{n}", blob)
+                pipe.execute()
+                written += 512 * len(blob)
+            cache_stats, cache_memory = cache.info("stats"), cache.info("memory")
+        filled = time.monotonic()
+        after = [over.send().status for _ in range(3)]
+        with redis.Redis.from_url(stack.limits_redis.url()) as counters:
+            counter_evictions = int(counters.info("stats")["evicted_keys"])
+        time.sleep(2)
+    finally:
+        load.stop()
+    figures = load.figures() | {
+        "filled_mb": round(written / 1024 / 1024, 1),
+        "fill_s": round(filled - filling, 2),
+        "cache_evicted_keys": int(cache_stats["evicted_keys"]),
+        "cache_used_mb": round(int(cache_memory["used_memory"]) / 1024 / 1024, 1),
+        "limiter_evicted_keys": counter_evictions,
+        "limit_before_fill": before,
+        "limit_after_fill": after,
+        "max_latency_outage_s": _max_latency(load, filling, filled),
+    }
+    report["4c cache redis filled 3x maxmemory"] = figures
+    assert figures["cache_evicted_keys"] > 0, figures
+    assert counter_evictions == 0, figures
+    assert before == [422] * REGISTER_LIMIT + [429], figures
+    assert after == [429, 429, 429], figures
+    assert figures["failed"] == 0, figures
 
 
 def test_no_order_lost_and_stock_adds_up(shop: Shop, report: dict[str, dict[str, Any]]) -> None:
