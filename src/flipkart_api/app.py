@@ -8,7 +8,7 @@ from apiflask import APIFlask
 from flask import Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cache, db, errors, limits, logs, openapi
+from . import cache, db, errors, headers, limits, logs, openapi
 from .cache_front import CacheFront
 from .settings import Settings, load_settings
 
@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     # Outermost: a cached product detail needs none of the layers above.
     app.wsgi_app = CacheFront(app.wsgi_app, app.extensions["cache"])  # type: ignore[method-assign]
+    # Around everything, the cache front's fast path included: nosniff, no-store.
+    headers.init_app(app)
     _announce(settings)
     return app
 
