@@ -239,7 +239,7 @@ def test_duplicate_sku_is_409(
         ({"price": "100"}, "price"),
         ({"category": "no-such-category"}, "category"),
         ({"sku": ""}, "sku"),
-        ({"images": ["not a url"]}, "images.0"),
+        ({"images": ["not a url"]}, "images[0]"),
         ({"surprise": True}, "surprise"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -20,6 +21,14 @@ def test_root_tutorial_contract(client: FlaskClient) -> None:
     body = client.get("/").get_json()
     assert set(body) == {"message", "data"}
     assert body["message"] in ("From Database!", "From Redis Cache!")
+
+
+def test_root_names_only_the_product_and_major_version(client: FlaskClient) -> None:
+    """Not SELECT version()'s build string (patch level, compiler, OS)."""
+    for _ in range(2):  # from the database, then from the cache
+        response = client.get("/")
+        data = response.get_json()["data"]
+        assert re.fullmatch(r"PostgreSQL 1[0-9]|PostgreSQL [2-9][0-9]|SQLite 3", data), data
 
 
 def test_health_healthy(client: FlaskClient) -> None:

@@ -105,6 +105,7 @@ def assert_problem(reply: Reply, status: int) -> None:
     assert reply.status == status, (reply.status, reply.body[:300])
     assert reply.headers.get("content-type", "").startswith("application/problem+json"), reply
     assert reply.json()["status"] == status
+    assert reply.headers.get("x-content-type-options") == "nosniff", reply  # nginx's own too
     text = reply.body.decode(errors="replace")
     assert "<html" not in text.lower()
     assert "Traceback" not in text

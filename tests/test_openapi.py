@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
@@ -52,6 +54,31 @@ def test_docs_page(client: FlaskClient) -> None:
     response = client.get("/docs")
     assert response.status_code == 200
     assert "openapi.json" in response.get_data(as_text=True)
+
+
+def test_docs_page_loads_only_our_own_assets(client: FlaskClient) -> None:
+    """No CDN, no href="None" favicon; each asset is served by us, cacheable for a year."""
+    html = client.get("/docs").get_data(as_text=True)
+    urls = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert len(urls) == 4, urls  # stylesheet, favicon, bundle, preset
+    for url in urls:
+        assert url.startswith("/docs/assets/"), url
+        with client.get(url) as response:  # a file response: closed, or it leaks the file
+            assert response.status_code == 200, url
+            assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            kind = {"js": "text/javascript", "css": "text/css", "png": "image/png"}
+            assert response.mimetype == kind[url.rsplit(".", 1)[1]], url
+    version = urls[0].split("/")[3]
+    for unserved in (
+        f"/docs/assets/{version}/swagger-ui.js",  # in the package, unused by the page
+        f"/docs/assets/{version}/swagger-ui-bundle.js.map",
+        f"/docs/assets/{version}/../__init__.py",
+        "/docs/assets/0.0.1/swagger-ui.css",  # another version's URL: never an old file
+    ):
+        assert client.get(unserved).status_code == 404, unserved
+    assert "validatorUrl" in html  # no document sent to validator.swagger.io for a badge
+    assert "/docs/assets" not in str(client.get("/openapi.json").get_json()["paths"])
 
 
 def test_hostile_input_answers_are_documented(client: FlaskClient) -> None:

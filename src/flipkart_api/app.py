@@ -8,7 +8,7 @@ from apiflask import APIFlask
 from flask import Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cache, db, errors, limits, logs, openapi
+from . import cache, db, docs, errors, headers, limits, logs, openapi
 from .cache_front import CacheFront
 from .settings import Settings, load_settings
 
@@ -26,7 +26,6 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.config.update(
         SETTINGS=settings,
         SPEC_FORMAT="json",
-        DOCS_FAVICON=None,
         # Bodies above this get a 413 problem, not a worker tied up parsing them.
         MAX_CONTENT_LENGTH=1024 * 1024,
         JSON_SORT_KEYS=False,
@@ -34,6 +33,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     )
     errors.init_app(app)
     openapi.init_app(app)
+    docs.init_app(app)
     logs.init_app(app)
     db.init_app(app, settings)
     cache.init_app(app, settings)
@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     # Outermost: a cached product detail needs none of the layers above.
     app.wsgi_app = CacheFront(app.wsgi_app, app.extensions["cache"])  # type: ignore[method-assign]
+    # Around everything, the cache front's fast path included: nosniff, no-store.
+    headers.init_app(app)
     _announce(settings)
     return app
 

@@ -10,9 +10,12 @@ import orjson
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
 from flask import Request, Response
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
+
+from .validation import field_errors
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +83,14 @@ def problem(
     return response
 
 
-def _validation_errors(detail: Any) -> list[dict[str, str]]:
-    """Flatten apiflask's {location: {field: [messages]}} into [{field, message}]."""
+def _validation_errors(error: HTTPError) -> list[dict[str, str]]:
+    """[{field, message}] in the client's words, from pydantic's errors when it raised them."""
+    locations = list(error.detail or {}) if isinstance(error.detail, dict) else []
+    if isinstance(error.__cause__, ValidationError) and len(locations) == 1:
+        return field_errors(error.__cause__, locations[0])
+    # Not pydantic's (apiflask's own shape): flatten {location: {field: [messages]}}.
     errors: list[dict[str, str]] = []
-    for fields in (detail or {}).values():
+    for fields in (error.detail or {}).values():
         if not isinstance(fields, dict):
             continue
         for field, messages in fields.items():
@@ -96,7 +103,7 @@ def _http_error(error: HTTPError) -> Response:
     """apiflask's errors: validation (422), auth (401/403), abort() and routing errors."""
     headers = {k: str(v) for k, v in dict(error.headers or {}).items()}
     if error.status_code == HTTPStatus.UNPROCESSABLE_ENTITY:
-        errors = _validation_errors(error.detail)
+        errors = _validation_errors(error)
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
         return problem(422, summary or "Invalid input.", errors=errors, headers=headers)
     detail = error.message if error.message else HTTPStatus(error.status_code).description

@@ -23,7 +23,14 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                "properties": {
+                    "field": {
+                        "type": "string",
+                        "description": "As sent: price, items[0].quantity, Idempotency-Key; "
+                        "body or query when the whole of it is wrong",
+                    },
+                    "message": {"type": "string"},
+                },
             },
         },
     },

@@ -9,6 +9,18 @@ from pydantic import BaseModel, ConfigDict, field_validator
 MAX_ID = 2**63 - 1  # ids are BIGINT: anything above cannot exist (and PostgreSQL would raise)
 
 
+class FieldError(ValueError):
+    """A rule across fields, raised in a model validator, that says which field it blames.
+
+    pydantic places a model validator's error on the model itself; the client is told the
+    field named here instead (validation.py), the same one the service names on updates.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class CleanText(BaseModel):
     """Inputs whose strings carry no NUL: PostgreSQL text cannot store one (it was a 500)."""
 

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..schemas import PatchModel, StrictModel
+from ..schemas import FieldError, PatchModel, StrictModel
 
 MAX_PAISE = 10**12  # ₹1,000 crore: far above any product, far below integer overflow
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=100)]
@@ -27,6 +27,7 @@ Description = Annotated[str, Field(max_length=5000)]
 Brand = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 Images = Annotated[list[HttpUrl], Field(max_length=10)]
 SortKey = Literal["relevance", "newest", "price", "-price", "rating", "-rating"]
+PRICE_OVER_MRP = "must not exceed mrp"  # POST (here) and PATCH (the service) blame `price`
 
 
 class CategoryIn(StrictModel):
@@ -70,7 +71,7 @@ class ProductIn(StrictModel):
     @model_validator(mode="after")
     def _price_within_mrp(self) -> ProductIn:
         if self.price > self.mrp:
-            raise ValueError("price must not exceed mrp")
+            raise FieldError("price", PRICE_OVER_MRP)
         return self
 
 
@@ -149,9 +150,9 @@ class ProductQuery(StrictModel):
     def _coherent(self) -> ProductQuery:
         low, high = self.min_price, self.max_price
         if low is not None and high is not None and low > high:
-            raise ValueError("min_price must not exceed max_price")
+            raise FieldError("min_price", "must not exceed max_price")
         if self.sort == "relevance" and self.q is None:
-            raise ValueError("sort=relevance needs q")
+            raise FieldError("sort", "relevance needs q")
         return self
 
     @property

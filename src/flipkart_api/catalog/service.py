@@ -16,6 +16,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import encode_cursor
 from .models import Category, Product, discount_percent
 from .schemas import (
+    PRICE_OVER_MRP,
     CategoryIn,
     CategoryList,
     CategoryOut,
@@ -222,7 +223,7 @@ def update_product(product_id: int, data: ProductPatch) -> Product:
     for name, value in changes.items():
         setattr(product, name, value)
     if product.price > product.mrp:
-        raise InvalidInput("price", "price must not exceed mrp")
+        raise InvalidInput("price", PRICE_OVER_MRP)  # the field and words POST uses
     if "name" in changes or "sku" in changes:
         product.slug = _product_slug(product.name, product.sku)
     _commit_product(product)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
-from ..schemas import MAX_ID, StrictModel
+from ..schemas import MAX_ID, FieldError, StrictModel
 from .lifecycle import Status
 
 Quantity = Annotated[StrictInt, Field(ge=1, le=10)]
@@ -70,13 +70,13 @@ class OrderIn(StrictModel):
     @model_validator(mode="after")
     def _one_source(self) -> OrderIn:
         if self.from_cart and self.items is not None:
-            raise ValueError("send either items or from_cart, not both")
+            raise FieldError("from_cart", "send either items or from_cart, not both")
         if not self.from_cart:
             if not self.items:
-                raise ValueError("items must not be empty")
+                raise FieldError("items", "must not be empty")
             ids = [line.product_id for line in self.items]
             if len(ids) != len(set(ids)):
-                raise ValueError("duplicate product_id in items")
+                raise FieldError("items", "duplicate product_id")
         return self
 
 

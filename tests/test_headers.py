@@ -1,0 +1,89 @@
+"""nosniff on every response; no-store on every personal one, errors included."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from .test_orders import ADDRESS, in_stock_ids
+
+
+def _nosniff(response: TestResponse) -> bool:
+    return response.headers.get("X-Content-Type-Options") == "nosniff"
+
+
+def _no_store(response: TestResponse) -> bool:
+    return response.headers.get("Cache-Control") == "no-store"
+
+
+def test_nosniff_on_every_kind_of_response(seeded: Flask, client: FlaskClient) -> None:
+    """Success, problem+json, routing errors, docs, and the cache front's fast path."""
+    client.get("/api/v1/products/3")  # fills the cache
+    hit = client.get("/api/v1/products/3")
+    assert hit.headers["X-Cache"] == "HIT"
+    not_modified = client.get("/api/v1/products/3", headers={"If-None-Match": hit.headers["ETag"]})
+    assert not_modified.status_code == 304
+    responses = {
+        "cache front hit": hit,
+        "cache front 304": not_modified,
+        "root": client.get("/"),
+        "list": client.get("/api/v1/products?limit=2"),
+        "routing 404": client.get("/no/such/path"),
+        "405": client.put("/api/v1/products"),
+        "422": client.get("/api/v1/products?limit=0"),
+        "401": client.get("/api/v1/users/me"),
+        "docs": client.get("/docs"),
+        "openapi": client.get("/openapi.json"),
+        "malformed json": client.post(
+            "/api/v1/auth/token", data="{", content_type="application/json"
+        ),
+    }
+    missing = [name for name, response in responses.items() if not _nosniff(response)]
+    assert not missing, missing
+
+
+def test_no_store_on_every_personal_response(
+    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str]
+) -> None:
+    """Tokens, accounts, carts and orders, and their errors: never kept by any cache."""
+    auth = customer_headers
+    product = in_stock_ids(client, 1)[0]
+    credentials = {"email": "asha@example.in", "password": "correct-horse-1"}
+    order = {"items": [{"product_id": product, "quantity": 1}], "shipping_address": ADDRESS}
+    responses = {
+        "token": client.post("/api/v1/auth/token", json=credentials),
+        "token 401": client.post("/api/v1/auth/token", json=credentials | {"password": "nope"}),
+        "token 422": client.post("/api/v1/auth/token", json={}),
+        "register 201": client.post(
+            "/api/v1/auth/register",
+            json={"email": "new@example.in", "password": "long-enough-1", "name": "N"},
+        ),
+        "register 409": client.post("/api/v1/auth/register", json=credentials | {"name": "Asha"}),
+        "me": client.get("/api/v1/users/me", headers=auth),
+        "me 401": client.get("/api/v1/users/me"),
+        "me bad token": client.get("/api/v1/users/me", headers={"Authorization": "Bearer x"}),
+        "cart": client.get("/api/v1/cart", headers=auth),
+        "cart 401": client.get("/api/v1/cart"),
+        "cart put": client.put(f"/api/v1/cart/items/{product}", json={"quantity": 1}, headers=auth),
+        "cart put 404": client.put("/api/v1/cart/items/999999", json={"quantity": 1}, headers=auth),
+        "order 201": client.post("/api/v1/orders", json=order, headers=auth),
+        "order 422": client.post("/api/v1/orders", json={}, headers=auth),
+        "orders": client.get("/api/v1/orders", headers=auth),
+        "order 404": client.get("/api/v1/orders/999999", headers=auth),
+    }
+    assert responses["order 201"].status_code == 201
+    # A public read sent with a token is answered as personal too, by the cache front as well.
+    assert client.get(f"/api/v1/products/{product}").headers["X-Cache"] in ("MISS", "HIT")
+    responses["product with token"] = client.get(f"/api/v1/products/{product}", headers=auth)
+    assert responses["product with token"].headers["X-Cache"] == "HIT"
+    missing = [name for name, response in responses.items() if not _no_store(response)]
+    assert not missing, missing
+
+
+def test_public_reads_stay_cacheable(seeded: Flask, client: FlaskClient) -> None:
+    """no-store is for personal answers only: the catalog keeps its ETags and caches."""
+    for path in ("/", "/api/v1/products?limit=2", "/api/v1/products/2", "/api/v1/categories"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "Cache-Control" not in response.headers, path
