@@ -89,10 +89,9 @@ def test_concurrent_migrations_on_postgres(
     pg_server: servers.PostgresServer, tmp_path: Path
 ) -> None:
     url = pg_server.create_database("migrate_race")
+    env = {"DATABASE_URL": url, "SECRET_KEY": STRONG_SECRET}
     with ThreadPoolExecutor(4) as pool:
-        results = list(
-            pool.map(lambda _: run(["migrate"], {"DATABASE_URL": url}, tmp_path), range(4))
-        )
+        results = list(pool.map(lambda _: run(["migrate"], env, tmp_path), range(4)))
     assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr[-500:] for r in results]
     engine = create_engine(url)
     with engine.connect() as conn:
