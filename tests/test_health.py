@@ -69,7 +69,9 @@ def test_database_down_is_503_without_exception_text(tmp_path: Path) -> None:
 
 def test_cache_unreachable_is_degraded(tmp_path: Path, sqlite_template: Path) -> None:
     dead_redis = f"redis://127.0.0.1:{servers.free_port()}/0"
-    app = create_app(sqlite_settings(tmp_path, sqlite_template, redis_url=dead_redis))
+    app = create_app(
+        sqlite_settings(tmp_path, sqlite_template, redis_url=dead_redis, secret_key=TEST_SECRET_KEY)
+    )
     client = app.test_client()
     response = client.get("/health")
     assert response.status_code == 200

@@ -42,7 +42,8 @@ class PasswordHashing:
         self._slots = threading.BoundedSemaphore(limit)
 
     @contextlib.contextmanager
-    def _slot(self) -> Iterator[None]:
+    def slot(self) -> Iterator[None]:
+        """Hold one of the slots while a hash runs; Overloaded when none is free."""
         if not self._slots.acquire(blocking=False):
             raise Overloaded("Too many sign-ins are being checked right now; retry in a second.")
         try:
@@ -52,12 +53,12 @@ class PasswordHashing:
 
     def hash(self, password: str) -> str:
         """An argon2id hash with a random salt."""
-        with self._slot():
+        with self.slot():
             return _hasher.hash(password)
 
     def verify(self, password_hash: str, password: str) -> tuple[bool, str | None]:
         """(matches, a new hash when the stored one uses old parameters, else None)."""
-        with self._slot():
+        with self.slot():
             try:
                 _hasher.verify(password_hash, password)
             except (VerificationError, InvalidHashError):
@@ -68,7 +69,7 @@ class PasswordHashing:
 
     def burn_verification_time(self, password: str) -> None:
         """Do the same work as a real check, so unknown emails answer as slowly as known ones."""
-        with self._slot(), contextlib.suppress(VerificationError, InvalidHashError):
+        with self.slot(), contextlib.suppress(VerificationError, InvalidHashError):
             _hasher.verify(_dummy_hash(), password)
 
 
