@@ -7,6 +7,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import NoReturn
 
 import click
 
@@ -108,10 +109,15 @@ def seed(products: int, if_empty: bool) -> None:
 def create_admin(email: str, password: str | None, name: str, reset_password: bool) -> None:
     """Create an admin, or promote an existing user (idempotent; keeps their password)."""
     from . import create_app, db
+    from .auth.schemas import normalise_email
     from .auth.service import create_admin as create
     from .auth.service import find_user
     from .errors import DomainError
 
+    try:
+        email = normalise_email(email)  # the API's rules, before anything is asked for
+    except ValueError:
+        _refuse("create-admin", f"--email {email!r} is not a valid email address")
     app = create_app(_settings())
     with app.app_context():
         sess = db.session()
@@ -122,33 +128,35 @@ def create_admin(email: str, password: str | None, name: str, reset_password: bo
         try:
             user, created = create(sess, email, password, name, reset_password=reset_password)
         except DomainError as exc:
-            click.echo(f"create-admin: {exc.detail}", err=True)
-            sys.exit(2)
+            _refuse("create-admin", exc.detail)
     done = "created" if created else "promoted"
     kept = "" if created or reset_password else " (password unchanged; --reset-password sets it)"
     click.echo(f"{done} admin {user.email} (id {user.id}){kept}")
 
 
 def _admin_password(flag: str | None) -> str:
-    """--password, else $ADMIN_PASSWORD, else a prompt asked twice; else exit 2."""
+    """--password, else $ADMIN_PASSWORD, else a prompt asked twice on a terminal; else exit 2."""
     import getpass
 
     password = flag or os.environ.get("ADMIN_PASSWORD")
     if not password and sys.stdin.isatty():
         password = getpass.getpass("Password: ")
         if getpass.getpass("Password (again): ") != password:
-            click.echo("create-admin: the two passwords differ", err=True)
-            sys.exit(2)
+            _refuse("create-admin", "the two passwords differ")
     if not password:
-        click.echo(
-            "create-admin: a password is needed: --password, ADMIN_PASSWORD or a terminal "
-            "to type it",
-            err=True,
+        _refuse(
+            "create-admin",
+            "a password is needed: --password, ADMIN_PASSWORD, or run it on a terminal to type it",
         )
-        sys.exit(2)
-    if len(password) < 8:
-        raise click.BadParameter("at least 8 characters", param_hint="--password")
+    if not 8 <= len(password) <= 128:
+        _refuse("create-admin", "the password must be 8 to 128 characters long")
     return password
+
+
+def _refuse(command: str, message: str) -> NoReturn:
+    """One clear line on stderr and exit code 2, as for a bad configuration."""
+    click.echo(f"{command}: {message}", err=True)
+    sys.exit(2)
 
 
 @main.command("set-role")
@@ -165,8 +173,7 @@ def set_role(email: str, role: str) -> None:
         try:
             changed = assign(db.session(), email, role)
         except DomainError as exc:
-            click.echo(f"set-role: {exc.detail}", err=True)
-            sys.exit(2)
+            _refuse("set-role", exc.detail)
     said = f"now {role}; their tokens are revoked" if changed else f"already {role}"
     click.echo(f"{email.strip().lower()} is {said}")
 
