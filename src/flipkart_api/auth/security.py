@@ -19,7 +19,7 @@ from ..errors import Overloaded
 # One algorithm, pinned on both sides: a token cannot choose `none` or switch to RS/HS confusion.
 JWT_ALGORITHM = "HS256"
 
-# OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane): about 20 ms of CPU per hash here.
+# OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane): about 35 ms of CPU per hash here.
 # The library default (64 MiB, 3 passes, 4 lanes) let 8 logins in one process reach 525 MiB,
 # over a 512 MB replica. Hashes made with other parameters are upgraded at the next login.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, type=Type.ID)
