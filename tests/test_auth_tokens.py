@@ -205,6 +205,10 @@ def test_401_says_what_is_wrong(app: Flask, client: FlaskClient, user: dict[str,
     }
     for expected, headers in cases.items():
         assert expected in _detail(client, headers), expected
+    # RFC 6750: a token that was sent and refused is an invalid_token; none sent, no error code.
+    assert "error=" not in client.get(ME).headers["WWW-Authenticate"]
+    refused = client.get(ME, headers=cases["malformed"]).headers["WWW-Authenticate"]
+    assert refused == 'Bearer realm="Authentication Required", error="invalid_token"'
 
 
 def test_403_names_the_role_needed(client: FlaskClient, user: dict[str, str]) -> None:

@@ -80,7 +80,7 @@ def _auth_error(error: HTTPError) -> Any:
     if reason is None:
         return current_app.error_callback(HTTPError(401, MISSING_BEARER_DETAIL))  # type: ignore[attr-defined]
     # RFC 6750: a token was sent and is unusable.
-    headers = {"WWW-Authenticate": 'Bearer realm="flipkart-api", error="invalid_token"'}
+    headers = {"WWW-Authenticate": f'{bearer.authenticate_header()}, error="invalid_token"'}
     detail = REJECTED_BEARER_DETAIL.get(reason, REJECTED_BEARER_DETAIL["invalid"])
     return current_app.error_callback(HTTPError(401, detail, headers=headers))  # type: ignore[attr-defined]
 
