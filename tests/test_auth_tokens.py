@@ -71,11 +71,13 @@ def test_tokens_carry_version_id_issuer_and_audience(
 def test_logout_revokes_this_token_only(client: FlaskClient, user: dict[str, str]) -> None:
     first = bearer(client, user["email"], user["password"])
     second = bearer(client, user["email"], user["password"])
-    response = client.post("/api/v1/auth/logout", headers=first)  # no body at all
+    assert client.post("/api/v1/auth/logout", headers=first).status_code == 415  # JSON or nothing
+    assert client.get(ME, headers=first).status_code == 200
+    response = client.post("/api/v1/auth/logout", json={}, headers=first)
     assert response.status_code == 204
     assert "revoked" in _detail(client, first)
     assert client.get(ME, headers=second).status_code == 200
-    assert client.post("/api/v1/auth/logout", headers=first).status_code == 401
+    assert client.post("/api/v1/auth/logout", json={}, headers=first).status_code == 401
 
 
 def test_logout_all_revokes_every_token_of_the_user(
@@ -129,7 +131,7 @@ def test_logout_purges_expired_denylist_rows(
         user_id = session().scalar(select(User.id).where(User.email == user["email"]))
         session().add(RevokedToken(jti="long-expired", user_id=user_id, expires_at=past))
         session().commit()
-    assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    assert client.post("/api/v1/auth/logout", json={}, headers=headers).status_code == 204
     with app.app_context():
         left = session().scalars(select(RevokedToken.jti)).all()
     assert len(left) == 1

@@ -121,8 +121,8 @@ def token(data: TokenIn) -> Any:
 
 @bp.post("/auth/logout")
 @bp.auth_required(bearer)
-# An empty body (no Content-Type) means "this token"; JSON {"all": true} means every token.
-@bp.input(LogoutIn, location="json_or_form", arg_name="data")
+# A JSON body like every other body operation: {} is this token, {"all": true} every token.
+@bp.input(LogoutIn, arg_name="data")
 @bp.output({}, status_code=204)
 @bp.doc(responses=[401, 422])
 def logout(data: LogoutIn) -> Any:
