@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import secrets
 import statistics
 import time
 from pathlib import Path
@@ -99,7 +100,9 @@ def main() -> None:
     try:
         url = pg.create_database("scale")
         upgrade(url)
-        app = create_app(load_settings(app_env="test", database_url=url))
+        app = create_app(
+            load_settings(app_env="test", database_url=url, secret_key=secrets.token_urlsafe(48))
+        )
         results: list[dict[str, Any]] = []
         for size in sizes:
             started = time.perf_counter()

@@ -39,6 +39,8 @@ TABLES = (
 )
 SEED_PRODUCTS = 60
 ADMIN = {"email": "admin@example.in", "password": "admin-password-1"}
+# Servers configured means the dev-only key may not sign: every such test passes this.
+TEST_SECRET_KEY = "test-only-secret-key-" + "x" * 32
 
 
 def _unavailable(reason: str) -> None:
@@ -123,7 +125,11 @@ def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Se
     redis_url = request.getfixturevalue("redis_server").url()
     reset_postgres(url, redis_url)
     return load_settings(
-        app_env="test", database_url=url, redis_url=redis_url, ratelimit_enabled=False
+        app_env="test",
+        database_url=url,
+        redis_url=redis_url,
+        secret_key=TEST_SECRET_KEY,
+        ratelimit_enabled=False,
     )
 
 

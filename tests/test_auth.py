@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import jwt
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from flipkart_api.auth.service import create_admin
 from flipkart_api.db import session
+from flipkart_api.errors import InvalidInput
 
 from .conftest import bearer
 
@@ -118,5 +120,29 @@ def test_create_admin_creates_then_promotes_idempotently(app: Flask, client: Fla
         assert (again.id, created_again) == (user.id, False)
         fresh, created_fresh = create_admin(session(), "boss@example.in", "boss-password")
         assert (fresh.role, created_fresh) == ("admin", True)
-    headers = bearer(client, USER["email"], "new-admin-pass")
+    # Promotion kept the user's own password: a new one is set only on request.
+    headers = bearer(client, USER["email"], USER["password"])
     assert client.get("/api/v1/users/me", headers=headers).get_json()["role"] == "admin"
+    assert (
+        client.post(
+            "/api/v1/auth/token", json={"email": USER["email"], "password": "new-admin-pass"}
+        ).status_code
+        == 401
+    )
+
+
+def test_create_admin_resets_a_password_only_when_asked(app: Flask, client: FlaskClient) -> None:
+    client.post("/api/v1/auth/register", json=USER)
+    old = bearer(client, USER["email"], USER["password"])
+    with app.app_context():
+        create_admin(session(), USER["email"], "reset-admin-pass", reset_password=True)
+    assert client.get("/api/v1/users/me", headers=old).status_code == 401  # revoked
+    headers = bearer(client, USER["email"], "reset-admin-pass")
+    assert client.get("/api/v1/users/me", headers=headers).get_json()["role"] == "admin"
+
+
+def test_create_admin_validates_the_email_like_the_api(app: Flask) -> None:
+    with app.app_context():
+        for bad in ("not-an-email", "two@@example.in", "a@b", "x" * 320 + "@example.in"):
+            with pytest.raises(InvalidInput, match="email"):
+                create_admin(session(), bad, "admin-password-1")

@@ -26,7 +26,7 @@ from flipkart_api.migrate import upgrade
 from flipkart_api.settings import load_settings
 
 from . import servers
-from .conftest import bearer
+from .conftest import TEST_SECRET_KEY, bearer
 from .drill import Snapshot, row_counts, snapshot
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
@@ -90,7 +90,11 @@ def drill(
     redis_url = redis_server.url(db=3)  # not the db other tests flush
     app = create_app(
         load_settings(
-            app_env="test", database_url=url, redis_url=redis_url, ratelimit_enabled=False
+            app_env="test",
+            database_url=url,
+            redis_url=redis_url,
+            secret_key=TEST_SECRET_KEY,
+            ratelimit_enabled=False,
         )
     )
     env = {"DATABASE_URL": url, "REDIS_URL": redis_url}

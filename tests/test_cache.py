@@ -22,7 +22,7 @@ from flipkart_api.db import session
 from flipkart_api.settings import load_settings
 
 from . import servers
-from .conftest import ADMIN, bearer, reset_postgres, sqlite_settings
+from .conftest import ADMIN, TEST_SECRET_KEY, bearer, reset_postgres, sqlite_settings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -148,7 +148,14 @@ def own_redis() -> Iterator[servers.RedisServer]:
 def pg_app(pg_url: str, own_redis: servers.RedisServer) -> Iterator[Flask]:
     """A seeded app on PostgreSQL whose Redis the test controls."""
     reset_postgres(pg_url, own_redis.url())
-    app = create_app(load_settings(app_env="test", database_url=pg_url, redis_url=own_redis.url()))
+    app = create_app(
+        load_settings(
+            app_env="test",
+            database_url=pg_url,
+            redis_url=own_redis.url(),
+            secret_key=TEST_SECRET_KEY,
+        )
+    )
     with app.app_context():
         seed_catalog(session(), 30)
     yield app

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 
 from flipkart_api.migrate import head_revision
@@ -30,7 +32,13 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
     """Run the CLI with a clean, explicit environment."""
     base = {"PATH": os.environ["PATH"], "HOME": str(cwd)}
     return subprocess.run(
-        [CLI, *args], env=base | env, cwd=cwd, capture_output=True, text=True, timeout=120
+        [CLI, *args],
+        env=base | env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,  # never a terminal: nothing may prompt
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -85,14 +93,53 @@ def test_migrate_seed_admin_are_idempotent(tmp_path: Path) -> None:
     )
 
 
+def test_create_admin_keeps_passwords_checks_emails_and_finds_the_password(
+    tmp_path: Path,
+) -> None:
+    assert run(["migrate"], {}, tmp_path).returncode == 0
+
+    def stored_hash() -> str:
+        with sqlite3.connect(tmp_path / "instance" / "flipkart.sqlite3") as conn:
+            row = conn.execute("SELECT password_hash FROM users WHERE email = 'ops@example.in'")
+            return str(row.fetchone()[0])
+
+    admin = ["create-admin", "--email", "Ops@Example.in"]
+    created = run(admin, {"ADMIN_PASSWORD": "from-the-env-1"}, tmp_path)  # no flag: the env
+    assert "created admin ops@example.in" in created.stdout, created.stderr
+    first = stored_hash()
+    PasswordHasher().verify(first, "from-the-env-1")
+    kept = run([*admin, "--password", "another-pass-1"], {}, tmp_path)
+    assert (kept.returncode, stored_hash()) == (0, first)
+    assert "password unchanged" in kept.stdout
+    reset = run(
+        [*admin, "--reset-password", "--password", "flag-wins-12"],
+        {"ADMIN_PASSWORD": "x" * 9},
+        tmp_path,
+    )
+    assert reset.returncode == 0, reset.stderr
+    PasswordHasher().verify(stored_hash(), "flag-wins-12")
+    for args, env, says in [
+        (["--email", "not-an-email", "--password", "long-enough-1"], {}, "not a valid email"),
+        (["--email", "ops@example", "--password", "long-enough-1"], {}, "not a valid email"),
+        (["--email", "new@example.in"], {}, "a password is needed"),
+        ([*admin[1:], "--reset-password"], {}, "a password is needed"),
+        (["--email", "new@example.in"], {"ADMIN_PASSWORD": "short"}, "8 to 128 characters"),
+    ]:
+        result = run(["create-admin", *args], env, tmp_path)
+        assert result.returncode == 2, (args, result.stdout)
+        assert result.stderr.startswith("create-admin: ")
+        assert says in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+    assert stored_hash().startswith("$argon2id$")
+
+
 def test_concurrent_migrations_on_postgres(
     pg_server: servers.PostgresServer, tmp_path: Path
 ) -> None:
     url = pg_server.create_database("migrate_race")
+    env = {"DATABASE_URL": url, "SECRET_KEY": STRONG_SECRET}
     with ThreadPoolExecutor(4) as pool:
-        results = list(
-            pool.map(lambda _: run(["migrate"], {"DATABASE_URL": url}, tmp_path), range(4))
-        )
+        results = list(pool.map(lambda _: run(["migrate"], env, tmp_path), range(4)))
     assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr[-500:] for r in results]
     engine = create_engine(url)
     with engine.connect() as conn:

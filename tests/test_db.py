@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from flipkart_api import create_app, db
 from flipkart_api.settings import load_settings
 
-from .conftest import reset_postgres
+from .conftest import TEST_SECRET_KEY, reset_postgres
 
 
 def _terminate(url: str, pid: int) -> None:
@@ -24,7 +24,14 @@ def _terminate(url: str, pid: int) -> None:
 
 
 def _app(url: str) -> Flask:
-    return create_app(load_settings(app_env="test", database_url=url, ratelimit_enabled=False))
+    return create_app(
+        load_settings(
+            app_env="test",
+            database_url=url,
+            secret_key=TEST_SECRET_KEY,
+            ratelimit_enabled=False,
+        )
+    )
 
 
 def test_teardown_survives_a_connection_the_server_terminated(pg_url: str) -> None:

@@ -12,7 +12,7 @@ from flipkart_api import create_app
 from flipkart_api.settings import load_settings
 
 from . import servers
-from .conftest import sqlite_settings
+from .conftest import TEST_SECRET_KEY, sqlite_settings
 
 LEAKY_WORDS = ("Error", "Exception", "Traceback", "refused", "psycopg", "sqlalchemy")
 
@@ -50,7 +50,14 @@ def test_livez_and_readyz(client: FlaskClient) -> None:
 
 def test_database_down_is_503_without_exception_text(tmp_path: Path) -> None:
     closed = f"postgresql+psycopg://nobody@127.0.0.1:{servers.free_port()}/nothing"
-    app = create_app(load_settings(app_env="test", database_url=closed, instance_dir=tmp_path))
+    app = create_app(
+        load_settings(
+            app_env="test",
+            database_url=closed,
+            instance_dir=tmp_path,
+            secret_key=TEST_SECRET_KEY,
+        )
+    )
     client = app.test_client()
     health = client.get("/health")
     assert health.status_code == 503
@@ -71,7 +78,9 @@ def test_database_down_is_503_without_exception_text(tmp_path: Path) -> None:
 
 def test_cache_unreachable_is_degraded(tmp_path: Path, sqlite_template: Path) -> None:
     dead_redis = f"redis://127.0.0.1:{servers.free_port()}/0"
-    app = create_app(sqlite_settings(tmp_path, sqlite_template, redis_url=dead_redis))
+    app = create_app(
+        sqlite_settings(tmp_path, sqlite_template, redis_url=dead_redis, secret_key=TEST_SECRET_KEY)
+    )
     client = app.test_client()
     response = client.get("/health")
     assert response.status_code == 200
@@ -95,7 +104,7 @@ def test_readyz_503_until_migrated(tmp_path: Path) -> None:
 
 def test_readyz_on_unmigrated_postgres(pg_server: servers.PostgresServer) -> None:
     url = pg_server.create_database("not_migrated")
-    other = create_app(load_settings(app_env="test", database_url=url))
+    other = create_app(load_settings(app_env="test", database_url=url, secret_key=TEST_SECRET_KEY))
     assert other.test_client().get("/readyz").status_code == 503
     other.extensions["db_engine"].dispose()
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from . import servers
-from .conftest import reset_postgres
+from .conftest import TEST_SECRET_KEY, reset_postgres
 from .test_orders import ADDRESS
 
 pytestmark = pytest.mark.timeout(180)
@@ -104,6 +104,7 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
         env = {
             "DATABASE_URL": url,
             "REDIS_URL": redis_url,
+            "SECRET_KEY": TEST_SECRET_KEY,
             "WEB_CONCURRENCY": "4",
             "WEB_THREADS": "4",
         }

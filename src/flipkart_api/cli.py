@@ -1,4 +1,4 @@
-"""The `flipkart-api` command: migrate, seed, create-admin, serve, healthcheck."""
+"""The `flipkart-api` command: migrate, seed, create-admin, set-role, serve, healthcheck."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import NoReturn
 
 import click
 
@@ -93,19 +94,88 @@ def seed(products: int, if_empty: bool) -> None:
 
 @main.command("create-admin")
 @click.option("--email", required=True)
-@click.option("--password", required=True, help="At least 8 characters.")
+@click.option(
+    "--password",
+    default=None,
+    help="At least 8 characters. Else $ADMIN_PASSWORD, else asked twice on a terminal "
+    "(a flag is visible in `ps` and shell history: prefer the other two).",
+)
 @click.option("--name", default="Admin", show_default=True)
-def create_admin(email: str, password: str, name: str) -> None:
-    """Create an admin, or promote an existing user (idempotent)."""
+@click.option(
+    "--reset-password",
+    is_flag=True,
+    help="Also set the password of an existing user (revokes their tokens).",
+)
+def create_admin(email: str, password: str | None, name: str, reset_password: bool) -> None:
+    """Create an admin, or promote an existing user (idempotent; keeps their password)."""
     from . import create_app, db
+    from .auth.schemas import normalise_email
     from .auth.service import create_admin as create
+    from .auth.service import find_user
+    from .errors import DomainError
 
-    if len(password) < 8:
-        raise click.BadParameter("at least 8 characters", param_hint="--password")
+    try:
+        email = normalise_email(email)  # the API's rules, before anything is asked for
+    except ValueError:
+        _refuse("create-admin", f"--email {email!r} is not a valid email address")
     app = create_app(_settings())
     with app.app_context():
-        user, created = create(db.session(), email, password, name)
-    click.echo(f"{'created' if created else 'promoted'} admin {user.email} (id {user.id})")
+        sess = db.session()
+        if reset_password or find_user(sess, email) is None:
+            password = _admin_password(password)
+        else:
+            password = None  # an existing user keeps theirs unless --reset-password
+        try:
+            user, created = create(sess, email, password, name, reset_password=reset_password)
+        except DomainError as exc:
+            _refuse("create-admin", exc.detail)
+    done = "created" if created else "promoted"
+    kept = "" if created or reset_password else " (password unchanged; --reset-password sets it)"
+    click.echo(f"{done} admin {user.email} (id {user.id}){kept}")
+
+
+def _admin_password(flag: str | None) -> str:
+    """--password, else $ADMIN_PASSWORD, else a prompt asked twice on a terminal; else exit 2."""
+    import getpass
+
+    password = flag or os.environ.get("ADMIN_PASSWORD")
+    if not password and sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password (again): ") != password:
+            _refuse("create-admin", "the two passwords differ")
+    if not password:
+        _refuse(
+            "create-admin",
+            "a password is needed: --password, ADMIN_PASSWORD, or run it on a terminal to type it",
+        )
+    if not 8 <= len(password) <= 128:
+        _refuse("create-admin", "the password must be 8 to 128 characters long")
+    return password
+
+
+def _refuse(command: str, message: str) -> NoReturn:
+    """One clear line on stderr and exit code 2, as for a bad configuration."""
+    click.echo(f"{command}: {message}", err=True)
+    sys.exit(2)
+
+
+@main.command("set-role")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(["customer", "admin"]))
+def set_role(email: str, role: str) -> None:
+    """Make a user a customer or an admin; a change revokes the user's tokens."""
+    from . import create_app, db
+    from .auth.service import set_role as assign
+    from .errors import DomainError
+
+    app = create_app(_settings())
+    with app.app_context():
+        try:
+            changed = assign(db.session(), email, role)
+        except DomainError as exc:
+            _refuse("set-role", exc.detail)
+    said = f"now {role}; their tokens are revoked" if changed else f"already {role}"
+    click.echo(f"{email.strip().lower()} is {said}")
 
 
 @main.command()

@@ -50,6 +50,13 @@ class Unauthorized(DomainError):
     status = HTTPStatus.UNAUTHORIZED
 
 
+class Overloaded(DomainError):
+    """A bounded resource (password hashing) is busy: retry after `retry_after` seconds."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    retry_after = 1
+
+
 class InvalidInput(DomainError):
     """Input that passed the schema but breaks a rule only the service can check."""
 
@@ -114,7 +121,8 @@ def _http_error(error: HTTPError) -> Response:
 
 def _domain_error(error: DomainError) -> Response:
     errors = getattr(error, "errors", None)
-    return problem(int(error.status), error.detail, errors=errors)
+    retry = {"Retry-After": str(error.retry_after)} if isinstance(error, Overloaded) else None
+    return problem(int(error.status), error.detail, errors=errors, headers=retry)
 
 
 def _werkzeug_error(error: HTTPException) -> Response:

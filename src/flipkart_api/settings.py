@@ -14,6 +14,8 @@ PLACEHOLDER_SECRETS = frozenset(
     {DEV_SECRET_KEY, "changeme", "change-me", "secret", "your-secret-key", "please-change-me"}
 )
 MIN_SECRET_LENGTH = 32
+# A stolen token is good until it expires (or is revoked): a day at most.
+MAX_JWT_EXPIRES_SECONDS = 86400
 
 
 class ConfigError(Exception):
@@ -46,6 +48,13 @@ class Settings(BaseSettings):
     # so monitors and load balancers polling it cannot turn into load on the database.
     health_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     jwt_expires_seconds: int = Field(default=3600, ge=60)
+    # Set in every token and required on every token read: a token minted for another
+    # service sharing the key (or an older deployment) is refused.
+    jwt_issuer: str = Field(default="flipkart-api", min_length=1)
+    jwt_audience: str = Field(default="flipkart-api", min_length=1)
+    # argon2 hashes running at once in one process (each holds 19 MiB); past this a login
+    # or sign-up answers 503 at once instead of growing the process (docs/decisions.md).
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     host: str = "0.0.0.0"  # noqa: S104 - inside a container the app must listen on all interfaces
     port: int = Field(default=5000, ge=1, le=65535)
@@ -94,24 +103,28 @@ class Settings(BaseSettings):
         return data
 
     @model_validator(mode="after")
-    def _refuse_insecure_production(self) -> Settings:
-        """Production never falls back: no database URL or a weak secret is fatal."""
-        if self.app_env != "production":
-            return self
-        if not self.database_url:
+    def _refuse_insecure_config(self) -> Settings:
+        """No silent fallbacks: production needs a database, servers need a real secret."""
+        if self.app_env == "production" and not self.database_url:
             raise ConfigError("APP_ENV=production requires DATABASE_URL")
-        secret = self.secret_key or ""
-        squashed = secret.lower().replace("-", "").replace("_", "")
-        if (
-            secret in PLACEHOLDER_SECRETS
-            or len(secret) < MIN_SECRET_LENGTH
-            or "changeme" in squashed
-        ):
+        if self.jwt_expires_seconds > MAX_JWT_EXPIRES_SECONDS:
             raise ConfigError(
-                f"APP_ENV=production requires SECRET_KEY of at least {MIN_SECRET_LENGTH} random "
-                "characters: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                f"JWT_EXPIRES_SECONDS={self.jwt_expires_seconds} is above the limit of "
+                f"{MAX_JWT_EXPIRES_SECONDS} (one day)"
             )
-        return self
+        if _is_strong_secret(self.secret_key or ""):
+            return self
+        if self.app_env == "production":
+            needs = "APP_ENV=production requires"
+        elif self.database_url or self.redis_url:
+            # Replicas must verify each other's tokens: a random per-process key is no answer.
+            needs = "DATABASE_URL or REDIS_URL is set, so the dev-only key may not sign; set"
+        else:
+            return self  # the embedded default (SQLite, in-process cache): the dev-only key
+        raise ConfigError(
+            f"{needs} SECRET_KEY of at least {MIN_SECRET_LENGTH} random characters: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
 
     @property
     def is_development(self) -> bool:
@@ -132,7 +145,7 @@ class Settings(BaseSettings):
 
     @property
     def effective_secret_key(self) -> str:
-        """SECRET_KEY, or the dev-only key outside production (production refuses that)."""
+        """SECRET_KEY, or the dev-only key on the embedded default (elsewhere refused above)."""
         return self.secret_key or DEV_SECRET_KEY
 
     @property
@@ -144,6 +157,16 @@ class Settings(BaseSettings):
     def uses_sqlite(self) -> bool:
         """True when the database is the embedded SQLite file."""
         return self.effective_database_url.startswith("sqlite")
+
+
+def _is_strong_secret(secret: str) -> bool:
+    """Long enough, and not the dev key or a copy-paste placeholder."""
+    squashed = secret.lower().replace("-", "").replace("_", "")
+    return (
+        secret not in PLACEHOLDER_SECRETS
+        and len(secret) >= MIN_SECRET_LENGTH
+        and "changeme" not in squashed
+    )
 
 
 def normalise_database_url(url: str) -> str:
