@@ -278,6 +278,9 @@ def production_env(workdir: Path, database_url: str, redis_url: str) -> dict[str
         "REDIS_URL": redis_url,
         "SECRET_KEY": secrets.token_urlsafe(48),
         "RATELIMIT_ENABLED": "false",
+        # Each writer of the load is one customer placing dozens of orders: no open-order caps.
+        "ORDERS_MAX_OPEN": "0",
+        "ORDERS_MAX_OPEN_UNITS": "0",
         "LOG_LEVEL": "WARNING",
         "HOST": "127.0.0.1",
         "PROXY_HOPS": "1",
