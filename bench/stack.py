@@ -67,6 +67,9 @@ def production_env(database_url: str, redis_url: str, workdir: Path) -> dict[str
         "REDIS_URL": redis_url,
         "SECRET_KEY": secrets.token_urlsafe(48),
         "RATELIMIT_ENABLED": "false",
+        # One customer places every order of the load: no open-order caps (ORDERS_MAX_OPEN).
+        "ORDERS_MAX_OPEN": "0",
+        "ORDERS_MAX_OPEN_UNITS": "0",
         "LOG_LEVEL": "WARNING",
         "HOST": "127.0.0.1",
         "PROXY_HOPS": "1",

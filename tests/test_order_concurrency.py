@@ -71,6 +71,10 @@ def _serve(env: dict[str, str], workdir: Path) -> Iterator[Api]:
         "APP_ENV": "test",
         "RATELIMIT_ENABLED": "false",
         "LOG_LEVEL": "WARNING",
+        # One buyer places 20 orders here: these races are about stock, and the open-order
+        # caps have races of their own (test_order_caps_concurrency.py).
+        "ORDERS_MAX_OPEN": "0",
+        "ORDERS_MAX_OPEN_UNITS": "0",
     } | env
     subprocess.run([CLI, "migrate"], env=env, cwd=workdir, check=True, capture_output=True)
     admin = ["create-admin", "--email", "ops@example.in", "--password", "ops-password-1"]

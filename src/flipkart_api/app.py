@@ -8,7 +8,7 @@ from apiflask import APIFlask
 from flask import Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cache, db, docs, errors, headers, limits, logs, openapi
+from . import cache, db, docs, errors, headers, limits, logs, openapi, query
 from .cache_front import CacheFront
 from .settings import Settings, load_settings
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     cache.init_app(app, settings)
     limits.init_app(app, settings)
     _register_blueprints(app)
+    query.init_app(app)  # reads the routes' declared query models
     app.after_request(_conditional_get)
     if settings.proxy_hops:
         # Trust X-Forwarded-For/-Proto/-Host from exactly that many proxies, no more.

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -203,12 +203,24 @@ def _close_session(_exc: BaseException | None) -> None:
         log.warning("database connection lost before the session closed")
 
 
-def insert_ignoring_conflicts(sess: Session, table: Any) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING for the session's backend (PostgreSQL or SQLite)."""
+def dialect_insert(sess: Session, table: Any) -> Any:
+    """The backend's own INSERT (PostgreSQL or SQLite), which has ON CONFLICT clauses."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = postgresql if sess.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
+    return dialect.insert(table)
+
+
+def insert_ignoring_conflicts(sess: Session, table: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for the session's backend (PostgreSQL or SQLite)."""
+    return dialect_insert(sess, table).on_conflict_do_nothing()
+
+
+def is_foreign_key_violation(error: IntegrityError) -> bool:
+    """True when the IntegrityError is a missing referenced row (SQLSTATE 23503 / SQLite's)."""
+    if getattr(error.orig, "sqlstate", None) == "23503":  # psycopg
+        return True
+    return "FOREIGN KEY constraint failed" in str(error.orig)  # sqlite3 has no SQLSTATE
 
 
 @contextlib.contextmanager

@@ -49,6 +49,8 @@ BODY_ERRORS = {
     "413": "The body is larger than 1 MB",
     "415": "The body is not sent as application/json",
 }
+# What any operation with query parameters answers to one of them sent twice (query.py).
+REPEATED_QUERY = "A single-valued query parameter was sent more than once"
 
 
 def _up_to(limit: int) -> str:
@@ -111,6 +113,8 @@ def _finish(spec: dict[str, Any] | str) -> dict[str, Any] | str:
                 generic = any(name in str(response.get("content")) for name in APIFLASK_ERRORS)
                 if int(code) >= 400 and generic:
                     response["content"] = _problem_content()
+            if any(param["in"] == "query" for param in operation.get("parameters", [])):
+                operation["responses"].setdefault("400", _problem(REPEATED_QUERY))
             for param in operation.get("parameters", []):
                 if param["in"] == "path" and param["schema"].get("type") == "integer":
                     param["schema"].update(minimum=1, maximum=MAX_ID)  # others: routing 404

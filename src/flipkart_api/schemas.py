@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
 
 MAX_ID = 2**63 - 1  # ids are BIGINT: anything above cannot exist (and PostgreSQL would raise)
+QUERY_TRUE, QUERY_FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
+
+
+def _query_bool(value: Any) -> Any:
+    """true/false/1/0 in any case; anything else (pydantic would take yes, on, t) is refused."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in QUERY_TRUE:
+            return True
+        if word in QUERY_FALSE:
+            return False
+        raise ValueError("must be true, false, 1 or 0")
+    return value
+
+
+# A boolean as people write it in a query string: ?in_stock=TRUE, ?in_stock=1.
+QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
 
 
 class FieldError(ValueError):

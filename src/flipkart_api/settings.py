@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     # filling it would drop counters). Unset: REDIS_URL (warned about in production).
     ratelimit_redis_url: str | None = None
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # Stock held by one customer's unconfirmed ('placed') orders: at most this many orders
+    # and units at once, so nobody can reserve the catalog without paying (0 = no cap).
+    orders_max_open: int = Field(default=5, ge=0, le=1000)
+    orders_max_open_units: int = Field(default=50, ge=0, le=100_000)
 
     # Docker/Swarm/Kubernetes secrets arrive as files: SECRET_KEY_FILE=/run/secrets/secret_key.
     secret_key_file: Path | None = None

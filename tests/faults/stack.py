@@ -315,6 +315,9 @@ def production_env(
         "RATELIMIT_REDIS_URL": limits_redis_url,
         "RATELIMIT_ORDERS": RATELIMIT_ORDERS,
         "RATELIMIT_REGISTER": RATELIMIT_REGISTER,
+        # Each writer of the load is one customer placing dozens of orders: no open-order caps.
+        "ORDERS_MAX_OPEN": "0",
+        "ORDERS_MAX_OPEN_UNITS": "0",
         "LOG_LEVEL": "WARNING",
         "HOST": "127.0.0.1",
         "PROXY_HOPS": "1",

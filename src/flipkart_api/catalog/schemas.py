@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..schemas import FieldError, PatchModel, StrictModel
+from ..schemas import FieldError, PatchModel, QueryBool, StrictModel
 
 MAX_PAISE = 10**12  # ₹1,000 crore: far above any product, far below integer overflow
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=100)]
@@ -137,11 +137,14 @@ class ProductQuery(StrictModel):
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
         | None
     ) = None
-    category: Slug | None = None
+    # A slug or an id: digits are an id (slugs of new categories always hold a letter).
+    category: (
+        Annotated[Slug, Field(description="A category id or slug; includes sub-categories")] | None
+    ) = None
     brand: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     min_price: Annotated[int, Field(ge=0, le=MAX_PAISE)] | None = None
     max_price: Annotated[int, Field(ge=0, le=MAX_PAISE)] | None = None
-    in_stock: Literal["true", "false"] | None = None
+    in_stock: QueryBool | None = None
     sort: SortKey | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None

@@ -146,7 +146,7 @@ def _filters(query: ProductQuery) -> list[ColumnElement[bool]]:
     if query.brand:
         conditions.append(func.lower(Product.brand) == query.brand.strip().lower())
     if query.in_stock is not None:
-        conditions.append(Product.stock > 0 if query.in_stock == "true" else Product.stock == 0)
+        conditions.append(Product.stock > 0 if query.in_stock else Product.stock == 0)
     return conditions
 
 

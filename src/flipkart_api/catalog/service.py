@@ -70,6 +70,8 @@ def create_category(data: CategoryIn) -> Category:
     slug = data.slug or slugify(data.name, 100)
     if not slug:
         raise InvalidInput("slug", "cannot derive a slug from this name; send one")
+    if slug.isdigit():  # ?category=2024 means the category with id 2024
+        raise InvalidInput("slug", "must contain a letter (a number is read as a category id)")
     if data.parent_id is not None and sess.get(Category, data.parent_id) is None:
         raise InvalidInput("parent_id", "no such category")
     category = Category(name=data.name, slug=slug, parent_id=data.parent_id)
@@ -83,8 +85,10 @@ def create_category(data: CategoryIn) -> Category:
     return category
 
 
-def descendant_ids(slug: str) -> list[int]:
-    """The category with this slug and all below it; 422 for an unknown slug."""
+def descendant_ids(ref: str) -> list[int]:
+    """The category with this id (digits) or slug and all below it; 422 for an unknown one."""
+    # Compared in Python, so an id of any length is just "no such category", never an overflow.
+    wanted_id = int(ref) if ref.isdigit() else None
     # (id, parent, slug) rows, not ORM objects: this runs for every filtered list page
     rows = db.session().execute(
         select(Category.id, Category.parent_id, Category.slug).order_by(Category.id)
@@ -93,7 +97,7 @@ def descendant_ids(slug: str) -> list[int]:
     children: dict[int | None, list[int]] = {}
     for category_id, parent_id, category_slug in rows:
         children.setdefault(parent_id, []).append(category_id)
-        if category_slug == slug:
+        if (category_id == wanted_id) if wanted_id is not None else (category_slug == ref):
             root_id = category_id
     if root_id is None:
         raise InvalidInput("category", "no such category")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from typing import cast
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import db
@@ -10,6 +13,8 @@ from ..catalog.models import Product
 from ..errors import NotFound
 from .models import CartItem
 from .schemas import CartLineOut, CartOut
+
+CART = cast(Table, CartItem.__table__)
 
 
 def cart_lines(sess: Session, user_id: int) -> list[tuple[int, int]]:
@@ -45,16 +50,28 @@ def get_cart(user_id: int) -> CartOut:
 
 
 def set_quantity(user_id: int, product_id: int, quantity: int) -> CartOut:
-    """Put `quantity` units of a product in the cart (replacing what was there)."""
+    """Put `quantity` units of a product in the cart (replacing what was there).
+
+    One upsert, not read-then-write: two concurrent PUTs of a new line both found none and
+    both inserted (a unique violation, a 500). The product's existence is the foreign key's
+    to check, so a product deleted at any moment before our commit is a 404, never a 500.
+    """
     sess = db.begin_write()
-    if sess.get(Product, product_id) is None:
-        raise NotFound(f"Product {product_id} does not exist.")
-    line = sess.get(CartItem, (user_id, product_id))
-    if line is None:
-        sess.add(CartItem(user_id=user_id, product_id=product_id, quantity=quantity))
-    else:
-        line.quantity = quantity
-    sess.commit()
+    upsert = db.dialect_insert(sess, CART).values(
+        user_id=user_id, product_id=product_id, quantity=quantity, added_at=db.utcnow()
+    )
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[CART.c.user_id, CART.c.product_id],
+        set_={"quantity": upsert.excluded.quantity},
+    )
+    try:
+        sess.execute(upsert)
+        sess.commit()
+    except IntegrityError as error:
+        sess.rollback()
+        if not db.is_foreign_key_violation(error):
+            raise
+        raise NotFound(f"Product {product_id} does not exist.") from None
     return get_cart(user_id)
 
 

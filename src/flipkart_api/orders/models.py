@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -50,6 +51,13 @@ class Order(Base):
         # "My orders, newest first" and the admin's "all orders, newest first".
         Index("ix_orders_user_id_created_at_id", "user_id", "created_at", "id"),
         Index("ix_orders_created_at_id", "created_at", "id"),
+        # The open-order caps count a customer's unconfirmed orders on every order (caps.py).
+        Index(
+            "ix_orders_user_id_placed",
+            "user_id",
+            postgresql_where=text("status = 'placed'"),
+            sqlite_where=text("status = 'placed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -13,6 +13,7 @@ from ..limits import limit_from_settings, limiter
 from ..responses import json_bytes
 from ..schemas import CleanText
 from . import cart, service
+from .caps import OpenOrderCaps
 from .schemas import (
     CartOut,
     CartQuantityIn,
@@ -74,10 +75,16 @@ def delete_cart_item(product_id: int) -> Any:
 @bp.output(OrderOut, status_code=201)
 @bp.doc(responses=[409, 422, 429])
 def place_order(data: OrderIn, headers: IdempotencyHeaders) -> Any:
-    """Place an order from items or from the cart; retry safely with an Idempotency-Key."""
+    """Place an order from items or from the cart; retry safely with an Idempotency-Key.
+
+    409 when stock is short, or when the caller's unconfirmed orders are at their cap.
+    """
     user_id, _ = _caller()
-    ttl = current_app.config["SETTINGS"].idempotency_ttl_hours
-    body, order_id, replayed = service.place_order(user_id, data, headers.idempotency_key, ttl)
+    settings = current_app.config["SETTINGS"]
+    limits = OpenOrderCaps(settings.orders_max_open, settings.orders_max_open_units)
+    body, order_id, replayed = service.place_order(
+        user_id, data, headers.idempotency_key, settings.idempotency_ttl_hours, limits
+    )
     extra = {"Location": url_for("orders.get_order", order_id=order_id)}
     if replayed:
         extra["Idempotent-Replayed"] = "true"

@@ -14,6 +14,7 @@ from ..catalog.models import Product
 from ..catalog.service import invalidate_products
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import decode_cursor, encode_cursor
+from . import caps
 from .cart import cart_lines
 from .lifecycle import can_move
 from .models import CartItem, IdempotencyKey, Order, OrderItem
@@ -28,16 +29,23 @@ PRODUCTS = cast(Table, Product.__table__)
 
 
 def place_order(
-    user_id: int, data: OrderIn, idempotency_key: str | None, ttl_hours: int
+    user_id: int,
+    data: OrderIn,
+    idempotency_key: str | None,
+    ttl_hours: int,
+    limits: caps.OpenOrderCaps,
 ) -> tuple[bytes, int, bool]:
     """Create an order in one transaction; returns (order JSON, order id, replayed).
 
     Plain INSERT ... RETURNING statements rather than the ORM's unit of work: an order is
     written once and never read back here, and the ORM's bookkeeping was most of the CPU an
-    order cost (bench/results, docs/decisions.md).
+    order cost (bench/results, docs/decisions.md). A replay is answered before the caps are
+    checked: it creates nothing.
     """
     request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
     sess = db.begin_write()
+    if limits.enabled:
+        caps.lock_customer(sess, user_id)
     if idempotency_key is not None:
         stored = _claim_key(sess, user_id, idempotency_key, request_hash, ttl_hours)
         if stored is not None:
@@ -49,6 +57,8 @@ def place_order(
             raise InvalidInput("from_cart", "the cart is empty")
     else:
         lines = [(line.product_id, line.quantity) for line in data.items or []]
+    if limits.enabled:
+        caps.check(sess, user_id, sum(quantity for _, quantity in lines), limits)
     items = _reserve_stock(sess, lines)
     now = db.utcnow()
     address = data.shipping_address.model_dump()
