@@ -23,7 +23,7 @@ from flipkart_api.app import create_app
 from flipkart_api.settings import load_settings
 
 from . import servers
-from .conftest import sqlite_settings
+from .conftest import TEST_SECRET_KEY, sqlite_settings
 
 LIMIT = 3
 REGISTER = "/api/v1/auth/register"
@@ -60,6 +60,8 @@ def two_redis() -> Iterator[tuple[servers.RedisServer, servers.RedisServer]]:
 
 
 def _client(tmp_path: Path, template: Path, **settings: object) -> FlaskClient:
+    # A Redis URL means the dev-only key may not sign (settings.py): give the app a real one.
+    settings.setdefault("secret_key", TEST_SECRET_KEY)
     app = create_app(sqlite_settings(tmp_path, template, ratelimit_enabled=True, **settings))
     return app.test_client()
 
@@ -199,7 +201,12 @@ def test_limiter_redis_url_file_is_read(tmp_path: Path) -> None:
     """RATELIMIT_REDIS_URL_FILE fills RATELIMIT_REDIS_URL, like the other secrets' files."""
     path = tmp_path / "ratelimit_redis_url"
     path.write_text("redis://:pw@limits:6379/0\n")
-    settings = load_settings(app_env="test", ratelimit_redis_url_file=path, redis_url="redis://c")
+    settings = load_settings(
+        app_env="test",
+        ratelimit_redis_url_file=path,
+        redis_url="redis://c",
+        secret_key=TEST_SECRET_KEY,
+    )
     assert settings.ratelimit_storage_uri == "redis://:pw@limits:6379/0"
 
 
