@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Render the kustomize base and the production overlay, then validate every rendered
-# document against the Kubernetes OpenAPI schemas with kubernetes-validate in strict mode
-# (unknown or misspelled fields fail, as do kinds/apiVersions it has no schema for).
+# document, and every file in examples/, against the Kubernetes OpenAPI schemas with
+# kubernetes-validate in strict mode (unknown or misspelled fields fail, as do
+# kinds/apiVersions it has no schema for). Also checked: no Secret in the kustomizations,
+# a default-deny NetworkPolicy, and no NetworkPolicy matchLabels selector that selects none
+# of the rendered pods (commonLabels adds part-of to those: see base/networkpolicies.yaml).
 #
 #   PYTHON=.venv/bin/python bash deploy/k8s/validate.sh      # from the repository root
 #
@@ -44,11 +47,17 @@ tmp=$(mktemp -d)
 trap 'rm -rf -- "$tmp"' EXIT
 
 total=0
-for target in base overlays/production; do
+for target in base overlays/production examples; do
     out=$tmp/${target//\//-}.yaml
+    if [[ $target == examples ]]; then
+        # Plain manifests, applied with -f: one stream of documents.
+        for f in "$here"/examples/*.yaml; do
+            cat "$f"
+            printf '\n---\n'
+        done >"$out"
     # Current kustomize warns about bases:/commonLabels: (kept for kustomize v2.0.3);
     # show stderr only when rendering fails.
-    if ! "$kubectl" kustomize "$here/$target" >"$out" 2>"$tmp/stderr"; then
+    elif ! "$kubectl" kustomize "$here/$target" >"$out" 2>"$tmp/stderr"; then
         cat "$tmp/stderr" >&2
         die "kubectl kustomize $target failed"
     fi
@@ -64,6 +73,12 @@ path, target = sys.argv[1], sys.argv[2]
 with open(path) as f:
     docs = [d for d in yaml.safe_load_all(f) if d]
 problems = []
+kustomized = target != "examples"
+pods = []  # the label sets of every rendered pod template
+for d in docs:
+    labels = d.get("spec", {}).get("template", {}).get("metadata", {}).get("labels")
+    if labels:
+        pods.append(labels)
 for d in docs:
     kind, name = d.get("kind"), d.get("metadata", {}).get("name")
     spec = d.get("spec", {}).get("template", {}).get("spec", {})
@@ -73,6 +88,40 @@ for d in docs:
             problems.append(f"{kind}/{name}: image {image!r} is not pinned to a tag")
     if target != "base" and kind != "Namespace" and d["metadata"].get("namespace") != "flipkart":
         problems.append(f"{kind}/{name}: namespace is not 'flipkart'")
+    if kustomized and kind == "Secret":
+        problems.append(f"Secret/{name}: `apply -k` would overwrite the real one (examples/)")
+    if kind == "NetworkPolicy":
+        np = d["spec"]
+        peers = [
+            peer
+            for rule in np.get("ingress", []) + np.get("egress", [])
+            for peer in rule.get("from", []) + rule.get("to", [])
+        ]
+        local = [np["podSelector"]] + [
+            p["podSelector"] for p in peers if "podSelector" in p and "namespaceSelector" not in p
+        ]
+        for sel in local:
+            wanted = sel.get("matchLabels")
+            if wanted and not any(wanted.items() <= pod.items() for pod in pods):
+                problems.append(
+                    f"NetworkPolicy/{name}: matchLabels {wanted} selects no rendered pod"
+                    " (use matchExpressions for pods these manifests do not create)"
+                )
+        for p in peers:  # pods in another namespace are never ours
+            if "namespaceSelector" in p and p.get("podSelector", {}).get("matchLabels"):
+                problems.append(
+                    f"NetworkPolicy/{name}: matchLabels for pods in another namespace"
+                    " (commonLabels would add part-of to it: use matchExpressions)"
+                )
+if kustomized and not any(
+    d.get("kind") == "NetworkPolicy"
+    and d["spec"].get("podSelector") == {}
+    and sorted(d["spec"].get("policyTypes", [])) == ["Egress", "Ingress"]
+    and not d["spec"].get("ingress")
+    and not d["spec"].get("egress")
+    for d in docs
+):
+    problems.append("no default-deny NetworkPolicy (podSelector {}, Ingress and Egress)")
 for p in problems:
     print(f"ERROR {path}: {p}", file=sys.stderr)
 print(len(docs))

@@ -166,6 +166,7 @@ def prod_stack_named(request: pytest.FixtureRequest, image: str, project: str) -
         "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
         "POSTGRES_DB": "flipkart",
         "SECRET_KEY": secrets.token_urlsafe(48),
+        "REDIS_PASSWORD": secrets.token_urlsafe(24),
         "APP_IMAGE": image,
     }
     port, adminer = servers.free_port(), servers.free_port()

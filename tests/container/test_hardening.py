@@ -37,7 +37,8 @@ def _is_root(user: str) -> bool:
 
 def _rendered() -> dict[str, Any]:
     """compose.prod.yaml with every profile, rendered as JSON (no engine needed)."""
-    env = {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p", "POSTGRES_DB": "d", "SECRET_KEY": "k"}
+    env = {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p", "POSTGRES_DB": "d", "SECRET_KEY": "k",
+           "REDIS_PASSWORD": "r"}  # fmt: skip
     out = docker("compose", "-f", str(ROOT / "compose.prod.yaml"), "--profile", "tools",
                  "--profile", "backup", "config", "--format", "json",
                  env=os.environ | env, cwd=ROOT).stdout  # fmt: skip
@@ -47,9 +48,8 @@ def _rendered() -> dict[str, Any]:
 
 def test_rendered_config_hardens_every_service() -> None:
     services = _rendered()["services"]
-    assert {"web", "migrate", "nginx", "db", "redis", "adminer", "backup", "restore"} <= set(
-        services
-    )
+    assert {"web", "migrate", "nginx", "db", "redis", "redis-limits", "adminer", "backup",
+            "restore"} <= set(services)  # fmt: skip
     for name, svc in services.items():
         assert not _is_root(str(svc.get("user", ""))), f"{name} runs as root"
         assert "no-new-privileges:true" in svc.get("security_opt", []), name
@@ -81,7 +81,7 @@ def _proc_status(pid: str) -> dict[str, str]:
 def test_running_containers_are_unprivileged(stack: Stack) -> None:
     stack.compose("--profile", "tools", "up", "-d", "--wait", timeout=900)
     ids = stack.compose("--profile", "tools", "ps", "-q").stdout.split()
-    assert len(ids) == 7, ids  # 3 web, nginx, db, redis, adminer (migrate has exited)
+    assert len(ids) == 8, ids  # 3 web, nginx, db, redis, redis-limits, adminer (not migrate)
     for info in json.loads(docker("inspect", *ids).stdout):
         name, host = info["Name"], info["HostConfig"]
         assert not _is_root(info["Config"]["User"]), name
@@ -107,8 +107,10 @@ def test_the_hardened_stack_still_works(stack: Stack) -> None:
     assert status == 200
     assert body is not None
     assert body["checks"] == {"database": "ok", "cache": "ok"}
-    # Redis can still persist to its volume, as its own user.
-    assert stack.compose("exec", "-T", "redis", "redis-cli", "SAVE").stdout.strip() == "OK"
+    # Neither Redis can persist anything, even when asked: /data is not writable to them.
+    for redis in ("redis", "redis-limits"):
+        saved = stack.compose("exec", "-T", redis, "redis-cli", "SAVE").stdout.strip()
+        assert saved.startswith("ERR"), f"{redis} wrote a snapshot: {saved}"
     # Adminer logs in (its PHP session is written to a tmpfs) and lists the tables.
     jar = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
     form = {"auth[driver]": "pgsql", "auth[server]": "db", "auth[username]": "flipkart",
@@ -123,6 +125,22 @@ def test_the_hardened_stack_still_works(stack: Stack) -> None:
                           ).stdout.split()  # fmt: skip
     assert probe[0] != "0"
     assert probe[1:] == ["CapEff:", "0000000000000000", "NoNewPrivs:", "1", "read-only"]
+
+
+def test_redis_wants_its_password_which_is_on_no_command_line(stack: Stack) -> None:
+    stack.compose("--profile", "tools", "up", "-d", "--wait", timeout=900)
+    for redis in ("redis", "redis-limits"):
+        anonymous = stack.compose("exec", "-T", redis, "sh", "-c",
+                                  "unset REDISCLI_AUTH; redis-cli ping").stdout  # fmt: skip
+        assert "NOAUTH" in anonymous, f"{redis} answers without its password: {anonymous}"
+        assert stack.compose("exec", "-T", redis, "redis-cli", "ping").stdout.strip() == "PONG"
+    # What `ps` on the host shows: every process of every container, full command lines.
+    secret_values = [v for k, v in stack.env.items() if "PASSWORD" in k or "SECRET" in k]
+    ids = stack.compose("--profile", "tools", "ps", "-q").stdout.split()
+    for container in ids:
+        lines = docker("top", container, "-o", "pid,args").stdout
+        for value in secret_values:
+            assert value not in lines, f"a secret is on a command line in {container}:\n{lines}"
 
 
 # -- the image --------------------------------------------------------------------------

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import http.client as httpclient
 import json
+import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -162,10 +167,117 @@ def test_adminer_with_the_tools_profile(prod_stack: Stack) -> None:
     wait_for(f"http://127.0.0.1:{prod_stack.ports['adminer']}/", seconds=60)
 
 
-def _post(url: str, body: dict[str, str]) -> int:
-    import urllib.error
-    import urllib.request
+def test_a_crashed_cache_comes_back_with_nothing_invalidated_before(prod_stack: Stack) -> None:
+    """Cache a product, snapshot, change its price, SIGKILL and restart Redis: never the old price.
 
+    The BGSAVE stands for the snapshot that `--save 60 1000` (the old configuration) writes
+    within a minute of a busy spell; a cache that persists reloads it after the crash and
+    serves the price the PATCH invalidated. Without persistence the restarted cache is empty.
+    """
+    url = _base(prod_stack) + "/api/v1/products/7"
+    before = _until_cached(url)
+    assert before["price"] > 1, before
+    snapshot = _redis_cli(prod_stack, "BGSAVE")  # fails where /data is not writable: fine
+    _until(lambda: "rdb_bgsave_in_progress:0" in _redis_cli(prod_stack, "INFO", "persistence"))
+    saved = _redis_cli(prod_stack, "INFO", "persistence")
+    print(f"\nBGSAVE: {snapshot.strip()!r}, {_field(saved, 'rdb_last_bgsave_status')}")
+    price = before["price"] - 1
+    status, _, _ = _call("PATCH", url, {"price": price}, token=_admin_token(prod_stack))
+    assert status == 200
+    assert _until_cached(url)["price"] == price  # invalidated live, and cached again
+
+    redis = prod_stack.containers("redis")[0]
+    docker("kill", "--signal", "KILL", redis)
+    started = time.monotonic()
+    _restart_and_wait_healthy(redis)
+    back = time.monotonic() - started
+    keys = _redis_cli(prod_stack, "DBSIZE").strip()
+    seen: Counter[tuple[int, str]] = Counter()
+    for _ in range(90):  # through nginx, so every replica answers some of them
+        status, body, cache = _call("GET", url)
+        assert status == 200
+        assert body is not None
+        seen[body["price"], cache] += 1
+        if cache != "BYPASS":
+            time.sleep(0.02)
+    print(f"cache back in {back:.1f}s holding {keys} keys; reads (price, X-Cache): {dict(seen)}")
+    assert {p for p, _ in seen} == {price}, f"stale reads after the restart: {dict(seen)}"
+    assert keys == "0", "the restarted cache reloaded keys from before the crash"
+    assert any(cache == "HIT" for _, cache in seen), "the cache was never used again"
+
+
+def _redis_cli(stack: Stack, *args: str) -> str:
+    """redis-cli in the cache container (it authenticates from REDISCLI_AUTH)."""
+    return stack.compose("exec", "-T", "redis", "redis-cli", *args).stdout
+
+
+def _field(info: str, name: str) -> str:
+    return next((line.strip() for line in info.splitlines() if line.startswith(name)), "")
+
+
+def _until(condition: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+
+
+def _until_cached(url: str) -> dict[str, Any]:
+    """GET until the answer is a cache HIT; its body."""
+    deadline = time.monotonic() + 30
+    while True:
+        status, body, cache = _call("GET", url)
+        assert status == 200
+        assert body is not None
+        if cache == "HIT":
+            return body
+        assert time.monotonic() < deadline, f"never a HIT (last X-Cache {cache})"
+        time.sleep(0.1)
+
+
+def _restart_and_wait_healthy(name: str) -> None:
+    """After a kill: start the container unless its restart policy already did; until healthy."""
+    deadline = time.monotonic() + 60
+    while True:
+        state = json.loads(docker("inspect", name).stdout)[0]["State"]
+        if state["Running"] and state["Health"]["Status"] == "healthy":
+            return
+        if not state["Running"] and not state["Restarting"]:
+            docker("start", name)
+        assert time.monotonic() < deadline, f"{name} not healthy again: {state}"
+        time.sleep(0.2)
+
+
+def _admin_token(stack: Stack) -> str:
+    email, password = "cache-admin@example.in", secrets.token_urlsafe(16)
+    stack.compose("exec", "-T", "web", "flipkart-api", "create-admin", "--email", email,
+                  "--password", password)  # fmt: skip
+    status, body, _ = _call(
+        "POST", _base(stack) + "/api/v1/auth/token", {"email": email, "password": password}
+    )
+    assert status == 200
+    assert body is not None
+    return str(body["access_token"])
+
+
+def _call(
+    method: str, url: str, body: dict[str, Any] | None = None, token: str | None = None
+) -> tuple[int, dict[str, Any] | None, str]:
+    """(status, JSON body, X-Cache) of one request."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - 127.0.0.1
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            raw, status, cache = response.read(), response.status, response.headers["X-Cache"]
+    except urllib.error.HTTPError as error:
+        raw, status, cache = error.read(), error.code, error.headers["X-Cache"]
+    return int(status), json.loads(raw) if raw.startswith(b"{") else None, str(cache or "")
+
+
+def _post(url: str, body: dict[str, str]) -> int:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")  # noqa: S310
     request.add_header("Content-Type", "application/json")
     try:

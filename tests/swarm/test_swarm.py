@@ -1,4 +1,4 @@
-"""`make test-swarm`: the stack on a single-node swarm, and a rolling update under load.
+"""`make test-swarm`: the stack on a single-node swarm: hardened, and a rolling update under load.
 
 Creates the swarm (`docker swarm init --advertise-addr 127.0.0.1`) and leaves it afterwards
 unless this machine was already in one. Traffic goes only to 127.0.0.1; loops are bounded.
@@ -6,6 +6,7 @@ unless this machine was already in one. Traffic goes only to 127.0.0.1; loops ar
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
@@ -18,6 +19,8 @@ import pytest
 
 from .. import servers
 from ..container.conftest import ROOT, docker, http, wait_for
+
+ROOT_USERS = {"", "root", "0"}
 
 pytestmark = pytest.mark.timeout(900)
 STACK = "fkswarm"
@@ -75,11 +78,17 @@ def images() -> tuple[str, str]:
     return tags
 
 
-def _secrets(directory: Path) -> None:
+def _secrets(directory: Path) -> dict[str, str]:
     password = secrets.token_urlsafe(24)
-    (directory / "postgres_password").write_text(password)
-    (directory / "database_url").write_text(f"postgresql://flipkart:{password}@db:5432/flipkart")
-    (directory / "secret_key").write_text(secrets.token_urlsafe(48))
+    values = {
+        "postgres_password": password,
+        "database_url": f"postgresql://flipkart:{password}@db:5432/flipkart",
+        "secret_key": secrets.token_urlsafe(48),
+        "redis_password": secrets.token_urlsafe(24),
+    }
+    for name, value in values.items():
+        (directory / name).write_text(value)
+    return values
 
 
 def _replicas() -> str:
@@ -89,17 +98,20 @@ def _replicas() -> str:
     return out.strip()
 
 
-def test_rolling_update_drops_no_request(
-    swarm: None, images: tuple[str, str], tmp_path: Path
-) -> None:
-    _secrets(tmp_path)
+@pytest.fixture(scope="module")
+def deployed(
+    swarm: None, images: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """The stack on images[0], 3 web replicas answering: its base URL and secret values."""
+    directory = tmp_path_factory.mktemp("secrets")
+    values = _secrets(directory)
     port = servers.free_port()
     env = os.environ | {
         "APP_IMAGE": images[0],
         "HTTP_PORT": str(port),
-        "SECRETS_DIR": str(tmp_path),
+        "SECRETS_DIR": str(directory),
     }
-    docker(
+    result = docker(
         "stack",
         "deploy",
         "-c",
@@ -109,12 +121,69 @@ def test_rolling_update_drops_no_request(
         STACK,
         env=env,
     )
+    # The CLI names the keys Swarm cannot apply (security_opt, ...): the file has none.
+    assert "Ignoring" not in result.stdout + result.stderr, result.stderr
     base = f"http://127.0.0.1:{port}"
     wait_for(base + "/readyz", seconds=240)
     deadline = time.monotonic() + 120
     while _replicas() != "3/3":
         assert time.monotonic() < deadline, f"web replicas: {_replicas()}"
         time.sleep(1)
+    return values | {"base": base}
+
+
+def _container(service: str) -> str:
+    """One running container of the stack's service."""
+    deadline = time.monotonic() + 60
+    while True:
+        label = f"label=com.docker.swarm.service.name={STACK}_{service}"
+        ids = docker("ps", "-q", "--filter", label, "--filter", "status=running").stdout.split()
+        if ids:
+            return ids[0]
+        assert time.monotonic() < deadline, f"no running {service} container"
+        time.sleep(1)
+
+
+def test_services_are_hardened_and_redis_wants_its_password(deployed: dict[str, str]) -> None:
+    network = json.loads(docker("network", "inspect", f"{STACK}_backend").stdout)[0]
+    assert network["Options"].get("encrypted") == "true", network["Options"]
+    status, body = http(deployed["base"] + "/health")
+    assert status == 200
+    assert body is not None
+    assert body["checks"] == {"database": "ok", "cache": "ok"}  # through the password
+    secret_values = [v for k, v in deployed.items() if k != "base"]
+    for service in ("web", "nginx", "db", "redis", "redis-limits"):
+        spec = json.loads(docker("service", "inspect", f"{STACK}_{service}").stdout)[0]
+        container_spec = spec["Spec"]["TaskTemplate"]["ContainerSpec"]
+        assert container_spec.get("ReadOnly") is True, f"{service}: writable root filesystem"
+        assert container_spec.get("CapabilityDrop") == ["ALL"], service
+        assert not container_spec.get("CapabilityAdd"), service
+        assert container_spec.get("User", "").split(":")[0] not in ROOT_USERS, service
+        processes = docker("top", _container(service), "-o", "pid,uid,args").stdout
+        rows = [line.split(None, 2) for line in processes.splitlines()[1:]]
+        assert rows, service
+        for pid, uid, args in rows:
+            assert uid != "0", f"{service}: process {pid} runs as root: {args}"
+            for value in secret_values:
+                assert value not in args, f"{service}: a secret on a command line: {args}"
+    policies = {"redis": "allkeys-lru", "redis-limits": "noeviction"}
+    for service, policy in policies.items():
+        container = _container(service)
+        anonymous = docker("exec", container, "redis-cli", "ping").stdout
+        assert "NOAUTH" in anonymous, f"{service} answers without its password: {anonymous}"
+        auth = ["-e", f"REDISCLI_AUTH={deployed['redis_password']}"]
+        config = docker("exec", *auth, container, "redis-cli", "CONFIG", "GET", "*").stdout
+        pairs = config.splitlines()
+        settings = dict(zip(pairs[::2], pairs[1::2], strict=False))
+        assert settings["save"] == "", f"{service} snapshots: {settings['save']!r}"
+        assert settings["appendonly"] == "no", service
+        assert settings["maxmemory-policy"] == policy, service
+        saved = docker("exec", *auth, container, "redis-cli", "SAVE").stdout
+        assert saved.startswith("ERR"), f"{service} wrote a snapshot when asked: {saved}"
+
+
+def test_rolling_update_drops_no_request(deployed: dict[str, str], images: tuple[str, str]) -> None:
+    base = deployed["base"]
     instances = {(http(base + "/health")[1] or {}).get("instance") for _ in range(60)}
     assert len(instances - {None}) == 3, instances
 
