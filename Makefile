@@ -101,13 +101,15 @@ backup-docker: ## The same for the compose.prod.yaml stack (its `backup` service
 restore-docker: ## make restore-docker BACKUP_FILE=backups/<file>.dump (its `restore` service)
 	deploy/backup/restore.sh --compose
 
-# Both locks pin every version with its hashes (the image installs with --require-hashes);
+# Every lock pins each version with its hashes (the image installs with --require-hashes);
 # uv keeps the versions already in the files unless pyproject.toml needs others.
-lock: ## Regenerate requirements.lock and requirements-dev.lock (hashes included) with uv
+lock: ## Regenerate requirements.lock, requirements-reload.lock (dev image) and requirements-dev.lock with uv
 	command -v uv >/dev/null || $(PYTHON) -m pip install --quiet uv
 	uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q -o requirements.lock
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -q \
 		-o requirements-dev.lock
+	uv pip compile pyproject.toml --extra reload --python-version 3.11 --generate-hashes -q \
+		-o requirements-reload.lock
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

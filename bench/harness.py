@@ -179,6 +179,7 @@ def main() -> None:
     # Durable like production: an order's commit waits for its WAL flush.
     pg, redis_server = servers.start_postgres(durable=True), servers.start_redis()
     document: dict[str, Any] = {"mode": mode, "profile": asdict(profile)}
+    document["image"] = report.image_figures()
     try:
         url = pg.create_database("bench")
         env = stack.production_env(url, redis_server.url(0), workdir)

@@ -15,6 +15,30 @@ mpl.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# Written by tests/container/test_image.py (`make test-docker`): the bench runs natively and
+# needs no Docker engine, so it reports the image as the container tests last measured it.
+IMAGE_FIGURES = RESULTS / "image-latest.json"
+MAX_IMAGE_ABOVE_BASE_MB = 60.0
+
+
+def image_figures(path: Path = IMAGE_FIGURES) -> dict[str, Any] | None:
+    """The image's size above its base as `make test-docker` last measured it, or None."""
+    if not path.exists():
+        return None
+    figures: dict[str, Any] = json.loads(path.read_text())
+    return figures
+
+
+def image_row(image: dict[str, Any] | None) -> str:
+    """The resources table's image row: size above its base, which build, when."""
+    if image is None:
+        return "| image above its base (MB) | not measured: run `make test-docker` first | |"
+    return (
+        f"| image above its base `{image['base']}` (MB; {image['image_mb']} in all) "
+        f"| {image['above_base_mb']} (`make test-docker`, revision "
+        f"{image.get('revision', 'unknown')}, {image.get('measured_on', 'undated')}) "
+        "| the same image |"
+    )
 
 
 def progress(label: str, figures: dict[str, Any]) -> None:
@@ -97,6 +121,15 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
             3.0,
         ),
     ]
+    if doc.get("image"):
+        rows.append(
+            (
+                "image above its base (MB, make test-docker)",
+                doc["image"]["above_base_mb"],
+                "<=",
+                MAX_IMAGE_ABOVE_BASE_MB,
+            )
+        )
     out = []
     for name, value, op, bound in rows:
         met = {">=": value >= bound, "<=": value <= bound, "<": value < bound}[op]
@@ -189,6 +222,7 @@ def _markdown(doc: dict[str, Any], plots: list[str]) -> str:
         "rss_per_replica_mb",
     ):
         lines.append(f"| {key.replace('_', ' ')} | {idle[key]} | {loaded[key]} |")
+    lines.append(image_row(doc.get("image")))
     lines += [
         "",
         f"Workers per replica: {idle['workers_per_replica']}. Replica cold start to a healthy "

@@ -25,6 +25,13 @@ def test_dev_stack_serves(dev_stack: Stack) -> None:
     assert status == 200
     assert product is not None
     assert product["id"] == 1
+    # Live reload needs granian's reload extra (watchfiles): the dev image installs
+    # requirements-reload.lock (build arg RELOAD=1); the production image leaves it out.
+    reload = dev_stack.compose(
+        "exec", "-T", "web", "python", "-c", "import watchfiles", check=False
+    )
+    assert reload.returncode == 0, reload.stderr
+    assert "--reload" in dev_stack.compose("top", "web").stdout
     _signs_tokens_with_its_generated_key(dev_stack)
 
 
