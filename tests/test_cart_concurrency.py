@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import reset_postgres
+from .conftest import TEST_SECRET_KEY, reset_postgres
 from .test_order_concurrency import Api, _serve
 
 pytestmark = pytest.mark.timeout(180)
@@ -24,7 +24,13 @@ def pg_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     url = request.getfixturevalue("pg_url")
     redis_url = request.getfixturevalue("redis_server").url()
     reset_postgres(url, redis_url)
-    env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "WEB_CONCURRENCY": "4", "WEB_THREADS": "4"}
+    env = {
+        "DATABASE_URL": url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "WEB_CONCURRENCY": "4",
+        "WEB_THREADS": "4",
+    }
     yield from _serve(env, tmp_path)
 
 

@@ -43,7 +43,7 @@ def edge(
     binary = nginx_binary()
     workdir = tmp_path_factory.mktemp("edge")
     url = pg_server.create_database("flipkart_edge")
-    env = production_env(workdir, url, redis_server.url(1))
+    env = production_env(workdir, url, redis_server.url(1), redis_server.url(2))
     migrated = subprocess.run([CLI, "migrate"], env=env, capture_output=True, timeout=120)
     assert migrated.returncode == 0, migrated.stderr.decode(errors="replace")[-2000:]
     replica = Replica(servers.free_port(), env, workdir / "replica.log")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import reset_postgres
+from .conftest import TEST_SECRET_KEY, reset_postgres
 from .test_order_concurrency import Api, _serve
 from .test_orders import ADDRESS
 
@@ -28,6 +28,7 @@ def pg_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     env = {
         "DATABASE_URL": url,
         "REDIS_URL": redis_url,
+        "SECRET_KEY": TEST_SECRET_KEY,
         "WEB_CONCURRENCY": "4",
         "WEB_THREADS": "4",
         "ORDERS_MAX_OPEN": "5",
