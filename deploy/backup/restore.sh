@@ -18,14 +18,15 @@ if [[ ${1:-} == --compose ]]; then
   "${COMPOSE[@]}" --profile backup run --rm -T restore <"$file"
   "${COMPOSE[@]}" exec -T redis redis-cli FLUSHDB >/dev/null
 else
-  url=$(libpq_url)
+  libpq_url  # LIBPQ_URL without the password; PGPASSFILE holds it
   if [[ -n ${REDIS_URL:-} ]]; then
     command -v redis-cli >/dev/null || die "REDIS_URL is set: redis-cli is needed to empty the cache"
+    redis_cli  # REDIS_CLI without the password; REDISCLI_AUTH holds it
   fi
   pg_restore --clean --if-exists --no-owner --no-acl --single-transaction --exit-on-error \
-    --dbname="$url" "$file"
+    --dbname="$LIBPQ_URL" "$file"
   if [[ -n ${REDIS_URL:-} ]]; then
-    redis-cli -u "$REDIS_URL" FLUSHDB >/dev/null
+    "${REDIS_CLI[@]}" FLUSHDB >/dev/null
   fi
 fi
 echo "restored $file"
