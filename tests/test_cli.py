@@ -145,6 +145,7 @@ def serving(
         assert proc.returncode == 0, output[-50:]
 
 
+@pytest.mark.slow  # starts its own app server
 def test_serve_runs_the_server_and_stops_on_sigterm(tmp_path: Path) -> None:
     """Served like `make run`; a clean SIGTERM stop; access log on stdout."""
     with serving(tmp_path) as (port, output):
@@ -164,6 +165,7 @@ def test_serve_runs_the_server_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert "serving http" not in text
 
 
+@pytest.mark.slow  # starts its own app server
 def test_readme_walkthrough_works(tmp_path: Path) -> None:
     """The README's curl walk-through, pasted into bash against a served instance."""
     readme = (Path(__file__).parents[1] / "README.md").read_text()
@@ -220,6 +222,7 @@ def _listening_sockets() -> set[str]:
     return found
 
 
+@pytest.mark.slow  # starts its own app server
 def test_serve_options_and_the_announce_line(tmp_path: Path) -> None:
     """`serve --host --port --announce`, as `make run` runs it.
 
