@@ -26,17 +26,19 @@ help: ## List the targets with what they do (also what `make` alone prints)
 	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z-]*:.*## / {printf "  %-16s %s\n", $$1, $$2}' \
 		$(MAKEFILE_LIST)
 
-# Each step says what it does in one line; pip is quiet (its errors still show).
+# Each step says what it does in one line; pip is quiet (its errors still show). The locks
+# pin every dependency with its hashes, so pip has nothing to resolve (--no-deps; the
+# install test runs `pip check`), and Python compiles what it imports on first use.
 $(RUNTIME_STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "==> installing runtime dependencies (requirements.lock)"
-	@$(PIP) install -r requirements.lock
-	@$(PIP) install --no-deps -e .
+	@$(PIP) install --no-deps --no-compile -r requirements.lock
+	@$(PIP) install --no-deps --no-compile -e .
 	@touch $@
 
 $(STAMP): $(RUNTIME_STAMP) requirements-dev.lock
 	@echo "==> installing development tools (requirements-dev.lock)"
-	@$(PIP) install -r requirements-dev.lock
+	@$(PIP) install --no-deps --no-compile -r requirements-dev.lock
 	@touch $@
 
 install-runtime: $(RUNTIME_STAMP) ## Only what serving needs, as `make run` installs it (into VENV, default .venv)

@@ -80,6 +80,11 @@ def test_make_run_installs_the_runtime_lock_and_no_dev_tool(tmp_path: Path) -> N
     assert not {"pytest", "ruff", "mypy"} & installed
     assert (venv / ".installed-runtime").exists()
     assert not (venv / ".installed").exists()  # the dev stamp: `make test` adds the dev lock
+    # The lock is complete (make installs it with --no-deps): every requirement is satisfied.
+    check = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "check"], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
     version = subprocess.run(
         [str(venv / "bin" / "flipkart-api"), "--version"], capture_output=True, text=True
     )
