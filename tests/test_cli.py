@@ -87,6 +87,13 @@ def test_migrate_seed_admin_are_idempotent(tmp_path: Path) -> None:
     )
 
 
+def test_quiet_steps_print_nothing(tmp_path: Path) -> None:
+    """`make run` prints its own line per step; the commands add nothing when all is well."""
+    for args in (["migrate", "--quiet"], ["seed", "--quiet", "--if-empty", "--products", "5"]):
+        result = run(args, {}, tmp_path)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), args
+
+
 def test_concurrent_migrations_on_postgres(
     pg_server: servers.PostgresServer, tmp_path: Path
 ) -> None:
