@@ -28,17 +28,18 @@ help: ## List the targets with what they do (also what `make` alone prints)
 
 # Each step says what it does in one line; pip is quiet (its errors still show). The locks
 # pin every dependency with its hashes, so pip has nothing to resolve (--no-deps; the
-# install test runs `pip check`), and Python compiles what it imports on first use.
+# install test runs `pip check`). Bytecode is compiled at install: with
+# PYTHONDONTWRITEBYTECODE set, every later process would compile its imports again.
 $(RUNTIME_STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "==> installing runtime dependencies (requirements.lock)"
-	@$(PIP) install --no-deps --no-compile -r requirements.lock
-	@$(PIP) install --no-deps --no-compile -e .
+	@$(PIP) install --no-deps -r requirements.lock
+	@$(PIP) install --no-deps -e .
 	@touch $@
 
 $(STAMP): $(RUNTIME_STAMP) requirements-dev.lock
 	@echo "==> installing development tools (requirements-dev.lock)"
-	@$(PIP) install --no-deps --no-compile -r requirements-dev.lock
+	@$(PIP) install --no-deps -r requirements-dev.lock
 	@touch $@
 
 install-runtime: $(RUNTIME_STAMP) ## Only what serving needs, as `make run` installs it (into VENV, default .venv)
