@@ -210,6 +210,35 @@ def test_a_bad_archive_changes_nothing(
     assert _snapshot(pg_server) == before  # one transaction: all or nothing
 
 
+def test_a_cache_left_full_fails_the_restore(
+    drill: tuple[Flask, dict[str, str]], redis_server: servers.RedisServer, tmp_path: Path
+) -> None:
+    """redis-cli exits 0 on an error reply: the script must not report success regardless."""
+    app, env = drill
+    _shop(app, app.test_client(), customers=1)
+    backup = tmp_path / "ok.dump"
+    _script("backup.sh", env | {"BACKUP_FILE": str(backup)})
+    redis = Redis.from_url(redis_server.url())
+    # A Redis user that may not FLUSHDB: the reply is an error (NOPERM), the exit code 0.
+    redis.acl_setuser(
+        "flipkart_noflush", enabled=True, nopass=True, keys=["*"], commands=["+@all", "-flushdb"]
+    )
+    url = env["REDIS_URL"].replace("redis://", "redis://flipkart_noflush:x@")
+    try:
+        done = subprocess.run(
+            [str(ROOT / "deploy" / "backup" / "restore.sh")],
+            env=os.environ | env | {"REDIS_URL": url, "BACKUP_FILE": str(backup)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        redis.acl_deluser("flipkart_noflush")
+        redis.close()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "emptying the cache failed (NOPERM" in done.stderr
+
+
 def _snapshot_or_empty(server: servers.PostgresServer) -> Snapshot:
     """The snapshot, or {} for a database without tables."""
     try:

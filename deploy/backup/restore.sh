@@ -16,7 +16,7 @@ file=${BACKUP_FILE:-}
 if [[ ${1:-} == --compose ]]; then
   compose_cmd
   "${COMPOSE[@]}" --profile backup run --rm -T restore <"$file"
-  "${COMPOSE[@]}" exec -T redis redis-cli FLUSHDB >/dev/null
+  flushed=$("${COMPOSE[@]}" exec -T redis redis-cli FLUSHDB)
 else
   libpq_url  # LIBPQ_URL without the password; PGPASSFILE holds it
   if [[ -n ${REDIS_URL:-} ]]; then
@@ -26,7 +26,11 @@ else
   pg_restore --clean --if-exists --no-owner --no-acl --single-transaction --exit-on-error \
     --dbname="$LIBPQ_URL" "$file"
   if [[ -n ${REDIS_URL:-} ]]; then
-    "${REDIS_CLI[@]}" FLUSHDB >/dev/null
+    flushed=$("${REDIS_CLI[@]}" FLUSHDB)
   fi
+fi
+# redis-cli exits 0 on an error reply (NOAUTH, a wrong password): only OK means emptied.
+if [[ ${flushed-OK} != OK ]]; then
+  die "restored $file, but emptying the cache failed (${flushed:-no reply}): replicas may serve data from before the restore until it is emptied (redis-cli FLUSHDB)"
 fi
 echo "restored $file"
