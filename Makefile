@@ -1,10 +1,14 @@
-# flipkart-api developer commands. `make run` and `make test` are the two that matter.
+# flipkart-api developer commands. `make run` and `make test` are the two that matter;
+# `make` alone lists every target (`make help`).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 DEMO_PRODUCTS ?= 1000
+# Two stamps in one venv: what serving needs (make run), and the dev tools on top of it.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -13,20 +17,42 @@ PYTHON_IMAGE ?= python:3.13-slim
 
 .PHONY: run test test-docker test-swarm test-faults bench bench-quick lint lint-deploy typecheck check install \
 	migrate seed clean image push backup restore backup-docker restore-docker audit lock
+.PHONY: help install-runtime
+.DEFAULT_GOAL := help
 
-$(STAMP): requirements-dev.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
-	touch $(STAMP)
+help: ## List the targets with what they do (also what `make` alone prints)
+	@echo "usage: make <target> [VAR=value ...]     e.g. PORT=5077 make run"
+	@echo
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z-]*:.*## / {printf "  %-16s %s\n", $$1, $$2}' \
+		$(MAKEFILE_LIST)
 
-install: $(STAMP) ## Create the virtual environment from the lock file
+# Each step says what it does in one line; pip is quiet (its errors still show). The locks
+# pin every dependency with its hashes, so pip has nothing to resolve (--no-deps; the
+# install test runs `pip check`). Bytecode is compiled at install: with
+# PYTHONDONTWRITEBYTECODE set, every later process would compile its imports again.
+$(RUNTIME_STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> installing runtime dependencies (requirements.lock)"
+	@$(PIP) install --no-deps -r requirements.lock
+	@$(PIP) install --no-deps -e .
+	@touch $@
 
-run: $(STAMP) ## Serve on http://127.0.0.1:$(PORT) (SQLite + in-process cache unless DATABASE_URL/REDIS_URL are set)
-	$(BIN)/flipkart-api migrate
-	$(BIN)/flipkart-api seed --if-empty --products $(DEMO_PRODUCTS)
-	HOST=127.0.0.1 PORT=$(PORT) $(BIN)/flipkart-api serve
+$(STAMP): $(RUNTIME_STAMP) requirements-dev.lock
+	@echo "==> installing development tools (requirements-dev.lock)"
+	@$(PIP) install --no-deps -r requirements-dev.lock
+	@touch $@
+
+install-runtime: $(RUNTIME_STAMP) ## Only what serving needs, as `make run` installs it (into VENV, default .venv)
+
+install: $(STAMP) ## The virtual environment with the dev tools (tests, linters) from the locks
+
+run: $(RUNTIME_STAMP) ## Serve on http://127.0.0.1:5000 (PORT=...); SQLite + in-process cache unless DATABASE_URL/REDIS_URL
+	@echo "==> migrating"
+	@$(BIN)/flipkart-api migrate --quiet
+	@echo "==> seeding $(DEMO_PRODUCTS) demo products (if the catalog is empty)"
+	@$(BIN)/flipkart-api seed --quiet --if-empty --products $(DEMO_PRODUCTS)
+	@echo "==> starting the server on 127.0.0.1:$(PORT) (Ctrl-C stops it)"
+	@$(BIN)/flipkart-api serve --host 127.0.0.1 --port $(PORT) --announce
 
 test: $(STAMP) ## The whole suite: SQLite and real PostgreSQL + Redis (started by the tests)
 	$(BIN)/pytest --ignore=tests/container --ignore=tests/swarm --ignore=tests/faults
@@ -41,7 +67,7 @@ test-swarm: $(STAMP) ## The Swarm stack on a single-node swarm: rolling update u
 test-faults: $(STAMP) ## Fault drills on a native stack (nginx, 3 replicas, PostgreSQL, Redis); figures in build/faults.json
 	$(BIN)/pytest tests/faults -p no:cacheprovider -s
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
@@ -56,7 +82,7 @@ lint-deploy: $(STAMP) ## Dockerfile (hadolint), workflows (actionlint), Kubernet
 	$(BIN)/actionlint
 	PYTHON=$(BIN)/python bash deploy/k8s/validate.sh
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) ## mypy --strict on the package
 	$(BIN)/mypy
 
 # pip-audit asks PyPI's JSON API / OSV about every locked version, so it needs those reachable
@@ -70,7 +96,7 @@ audit: ## pip-audit the shipped and the dev lock files (needs PyPI's JSON API or
 	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip -r requirements.lock
 	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip -r requirements-dev.lock
 
-check: lint typecheck test
+check: lint typecheck test ## lint, typecheck and test
 
 image: ## Build flipkart-api:<version> and :<git sha>
 	docker build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) --build-arg VERSION=$(VERSION) \
@@ -83,16 +109,16 @@ push: image ## make push REGISTRY=host/namespace [RELEASE=1 also pushes :latest]
 		&& docker push $(REGISTRY)/$(IMAGE_NAME):$$tag || exit 1; \
 	done
 
-migrate: $(STAMP)
+migrate: $(RUNTIME_STAMP) ## Upgrade the database (DATABASE_URL or the SQLite file) to the latest schema
 	$(BIN)/flipkart-api migrate
 
-seed: $(STAMP)
+seed: $(RUNTIME_STAMP) ## Add the demo catalog up to DEMO_PRODUCTS (default 1000) products
 	$(BIN)/flipkart-api seed --products $(DEMO_PRODUCTS)
 
-backup: ## pg_dump -Fc of $$DATABASE_URL to $$BACKUP_FILE (default backups/<UTC time>.dump)
+backup: ## pg_dump -Fc of DATABASE_URL to BACKUP_FILE (default backups/<UTC time>.dump)
 	deploy/backup/backup.sh
 
-restore: ## make restore BACKUP_FILE=backups/<file>.dump: replaces what the dump holds in $$DATABASE_URL
+restore: ## make restore BACKUP_FILE=backups/<file>.dump: replaces what the dump holds in DATABASE_URL
 	deploy/backup/restore.sh
 
 backup-docker: ## The same for the compose.prod.yaml stack (its `backup` service)
@@ -111,5 +137,5 @@ lock: ## Regenerate requirements.lock, requirements-reload.lock (dev image) and 
 	uv pip compile pyproject.toml --extra reload --python-version 3.11 --generate-hashes -q \
 		-o requirements-reload.lock
 
-clean:
+clean: ## Delete the venv, the SQLite data (instance/) and the tool caches
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -7,16 +7,21 @@ would, against a database of its own on the session's PostgreSQL server.
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from psycopg import sql
+from redis import Redis
 
 from flipkart_api import create_app
 from flipkart_api.auth.service import create_admin
@@ -29,7 +34,7 @@ from . import servers
 from .conftest import TEST_SECRET_KEY, bearer
 from .drill import Snapshot, row_counts, snapshot
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[1]
 DBNAME = "flipkart_drill"
 ADDRESS = {
@@ -209,9 +214,199 @@ def test_a_bad_archive_changes_nothing(
     assert _snapshot(pg_server) == before  # one transaction: all or nothing
 
 
+def test_a_cache_left_full_fails_the_restore(
+    drill: tuple[Flask, dict[str, str]], redis_server: servers.RedisServer, tmp_path: Path
+) -> None:
+    """redis-cli exits 0 on an error reply: the script must not report success regardless."""
+    app, env = drill
+    _shop(app, app.test_client(), customers=1)
+    backup = tmp_path / "ok.dump"
+    _script("backup.sh", env | {"BACKUP_FILE": str(backup)})
+    redis = Redis.from_url(redis_server.url())
+    # A Redis user that may not FLUSHDB: the reply is an error (NOPERM), the exit code 0.
+    redis.acl_setuser(
+        "flipkart_noflush", enabled=True, nopass=True, keys=["*"], commands=["+@all", "-flushdb"]
+    )
+    url = env["REDIS_URL"].replace("redis://", "redis://flipkart_noflush:x@")
+    try:
+        done = subprocess.run(
+            [str(ROOT / "deploy" / "backup" / "restore.sh")],
+            env=os.environ | env | {"REDIS_URL": url, "BACKUP_FILE": str(backup)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        redis.acl_deluser("flipkart_noflush")
+        redis.close()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "emptying the cache failed (NOPERM" in done.stderr
+
+
 def _snapshot_or_empty(server: servers.PostgresServer) -> Snapshot:
     """The snapshot, or {} for a database without tables."""
     try:
         return _snapshot(server)
     except AssertionError:
         return {}
+
+
+# Every character the URL or libpq's password-file format must escape, and a random part
+# that the sampler looks for in every process's command line.
+NEEDLE = secrets.token_hex(8)
+PASSWORD = f"pa:ss\\w@rd%/é {NEEDLE}"
+ROLE = "flipkart_backup"
+
+
+@pytest.fixture
+def password_role(
+    pg_server: servers.PostgresServer, redis_server: servers.RedisServer
+) -> Iterator[tuple[str, str]]:
+    """A PostgreSQL superuser and a Redis ACL user that must log in with PASSWORD.
+
+    The session's servers trust everyone; for this role alone pg_hba.conf asks for the
+    password (scram), so a script that loses it on the way to libpq fails. Yields the URLs.
+    """
+    hba = pg_server.datadir / "pg_hba.conf"
+    original = hba.read_text()
+    lines = f"host all {ROLE} 127.0.0.1/32 scram-sha-256\nhost all {ROLE} ::1/128 scram-sha-256\n"
+    admin = psycopg.connect(_admin_dsn(pg_server), autocommit=True)
+    admin.execute(
+        sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+            sql.Identifier(ROLE), sql.Literal(PASSWORD)
+        )
+    )
+    hba.write_text(lines + original)  # first match wins: before the trust lines
+    admin.execute("SELECT pg_reload_conf()")
+    redis = Redis.from_url(redis_server.url())
+    redis.acl_setuser(
+        ROLE, enabled=True, passwords=[f"+{PASSWORD}"], keys=["*"], commands=["+@all"]
+    )
+    _wait_until_password_required(pg_server)
+    secret = quote(PASSWORD, safe="")
+    try:
+        yield (
+            f"postgresql+psycopg://{ROLE}:{secret}@127.0.0.1:{pg_server.port}/{DBNAME}",
+            f"redis://{ROLE}:{secret}@127.0.0.1:{redis_server.port}/3",
+        )
+    finally:
+        hba.write_text(original)
+        admin.execute("SELECT pg_reload_conf()")
+        # The restore made the role own the drill's tables: drop them with the database.
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DBNAME))
+        )
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(ROLE)))
+        admin.close()
+        redis.acl_deluser(ROLE)
+        redis.close()
+
+
+def _wait_until_password_required(server: servers.PostgresServer) -> None:
+    """pg_reload_conf() only signals the server: wait until a password-less login fails."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            psycopg.connect(
+                f"host=127.0.0.1 port={server.port} user={ROLE} dbname=postgres"
+            ).close()
+        except psycopg.OperationalError:
+            return
+        time.sleep(0.05)
+    raise AssertionError("pg_hba.conf reload did not take effect")
+
+
+class CommandLines(threading.Thread):
+    """Reads /proc/*/cmdline of every process every few milliseconds, as `ps` would."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.seen: set[tuple[str, ...]] = set()
+        self.scans = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    raw = cmdline.read_bytes()
+                except OSError:  # the process ended between listing and reading
+                    continue
+                if raw:
+                    self.seen.add(tuple(raw.decode(errors="replace").split("\0")))
+            self.scans += 1
+            time.sleep(0.002)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=10)
+
+    def ran(self, program: str) -> bool:
+        """True when a process of `program` was caught running."""
+        return any(Path(argv[0]).name == program for argv in self.seen)
+
+
+def _spy_on(tools: list[str], bindir: Path, log: Path) -> str:
+    """A PATH whose `tools` log their argv to `log`, then exec the real program.
+
+    The sampler above can miss a process that lives a millisecond (redis-cli); these
+    wrappers see every call. The real tool runs with the same arguments.
+    """
+    bindir.mkdir()
+    for tool in tools:
+        real = shutil.which(tool)
+        assert real, f"{tool} is not installed"
+        wrapper = bindir / tool
+        wrapper.write_text(
+            f'#!/bin/sh\nprintf "%s\\n" "{tool} $*" >> "{log}"\nexec "{real}" "$@"\n'
+        )
+        wrapper.chmod(0o755)
+    return f"{bindir}:{os.environ['PATH']}"
+
+
+def test_no_password_on_any_command_line(
+    drill: tuple[Flask, dict[str, str]],
+    password_role: tuple[str, str],
+    pg_server: servers.PostgresServer,
+    redis_server: servers.RedisServer,
+    tmp_path: Path,
+) -> None:
+    """`ps` never shows the database or Redis password while a backup and a restore run."""
+    app, _ = drill
+    _shop(app, app.test_client(), customers=1)
+    before = _snapshot(pg_server)
+    database_url, redis_url = password_role
+    calls = tmp_path / "calls.log"
+    path = _spy_on(["pg_dump", "pg_restore", "redis-cli"], tmp_path / "spy", calls)
+    scratch = tmp_path / "tmp"  # where the scripts' password file goes (TMPDIR)
+    scratch.mkdir()
+    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "PATH": path}
+    env |= {"TMPDIR": str(scratch)}
+    backup = tmp_path / "secret.dump"
+    canary = Redis.from_url(redis_server.url(db=3))
+    canary.set("canary", "from before the restore")
+
+    sampler = CommandLines()
+    sampler.start()
+    try:
+        backup_s = _script("backup.sh", env | {"BACKUP_FILE": str(backup)})
+        restore_s = _script("restore.sh", env | {"BACKUP_FILE": str(backup)})
+    finally:
+        sampler.stop()
+    print(
+        f"\nbackup {backup_s:.2f}s + restore {restore_s:.2f}s: {sampler.scans} scans of /proc,"
+        f" {len(sampler.seen)} distinct command lines"
+    )
+
+    leaked = [" ".join(argv) for argv in sampler.seen if any(NEEDLE in a for a in argv)]
+    assert leaked == [], f"password on a command line: {leaked}"
+    assert sampler.ran("pg_dump"), f"the sampler never caught pg_dump ({sampler.scans} scans)"
+    assert sampler.ran("pg_restore"), "the sampler never caught pg_restore"
+    called = calls.read_text().splitlines()
+    assert [c.split()[0] for c in called] == ["pg_dump", "pg_restore", "pg_restore", "redis-cli"]
+    assert not [c for c in called if NEEDLE in c], called
+    # The passwords did their work: scram let the role in, the Redis ACL user flushed.
+    assert _snapshot(pg_server) == before
+    assert canary.get("canary") is None
+    canary.close()
+    assert list(scratch.iterdir()) == []  # the password file is gone

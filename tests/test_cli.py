@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.message import Message
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -133,6 +135,13 @@ def test_create_admin_keeps_passwords_checks_emails_and_finds_the_password(
     assert stored_hash().startswith("$argon2id$")
 
 
+def test_quiet_steps_print_nothing(tmp_path: Path) -> None:
+    """`make run` prints its own line per step; the commands add nothing when all is well."""
+    for args in (["migrate", "--quiet"], ["seed", "--quiet", "--if-empty", "--products", "5"]):
+        result = run(args, {}, tmp_path)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), args
+
+
 def test_concurrent_migrations_on_postgres(
     pg_server: servers.PostgresServer, tmp_path: Path
 ) -> None:
@@ -155,33 +164,42 @@ def _get(url: str) -> tuple[int, Message, bytes]:
 
 
 @contextlib.contextmanager
-def serving(tmp_path: Path) -> Iterator[tuple[int, list[str]]]:
-    """What `make run` does: migrate, seed if empty, serve. Yields (port, output lines)."""
-    port = servers.free_port()
-    env = {"HOST": "127.0.0.1", "PORT": str(port)}
+def serving(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[int, list[str]]]:
+    """What `make run` does: migrate, seed if empty, serve. Yields (port, output lines).
+
+    `args` go to `serve`; with a --port among them that port is used. The output (a file,
+    so that the announcer may hold it open) is read when the server has stopped; the live
+    text is in tmp_path/serve.log.
+    """
+    port = int(args[args.index("--port") + 1]) if "--port" in args else servers.free_port()
+    env = {"HOST": "127.0.0.1", "PORT": str(port)} | (env or {})
     assert run(["migrate"], env, tmp_path).returncode == 0
     assert run(["seed", "--if-empty", "--products", "30"], env, tmp_path).returncode == 0
     base = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    proc = subprocess.Popen(
-        [CLI, "serve"],
-        env=base | env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [CLI, "serve", *args], env=base | env, cwd=tmp_path, stdout=out, stderr=out
+        )
     output: list[str] = []
     try:
         deadline = time.monotonic() + 30
-        while run(["healthcheck"], env, tmp_path).returncode != 0:
+        probe = {"PORT": str(port)}
+        while run(["healthcheck"], probe, tmp_path).returncode != 0:
+            assert proc.poll() is None, log.read_text()[-2000:]
             assert time.monotonic() < deadline, "the server did not become healthy"
             time.sleep(0.2)
         yield port, output
     finally:
         proc.send_signal(signal.SIGTERM)
-        output.extend(proc.communicate(timeout=30)[0].decode().splitlines())
+        proc.wait(timeout=30)
+        output.extend(log.read_text().splitlines())
         assert proc.returncode == 0, output[-50:]
 
 
+@pytest.mark.slow  # starts its own app server
 def test_serve_runs_the_server_and_stops_on_sigterm(tmp_path: Path) -> None:
     """Served like `make run`; a clean SIGTERM stop; access log on stdout."""
     with serving(tmp_path) as (port, output):
@@ -197,8 +215,11 @@ def test_serve_runs_the_server_and_stops_on_sigterm(tmp_path: Path) -> None:
     text = "\n".join(output)
     assert "development mode: SQLite" in text
     assert '"GET /api/v1/products HTTP/1.1" 200' in text  # access log on stdout
+    # Without --announce and with stdout not a terminal (a container's log): no announcer.
+    assert "serving http" not in text
 
 
+@pytest.mark.slow  # starts its own app server
 def test_readme_walkthrough_works(tmp_path: Path) -> None:
     """The README's curl walk-through, pasted into bash against a served instance."""
     readme = (Path(__file__).parents[1] / "README.md").read_text()
@@ -217,3 +238,80 @@ def test_readme_walkthrough_works(tmp_path: Path) -> None:
     assert json.loads(lines[2])["items"][0]["quantity"] == 2
     assert json.loads(lines[3])["status"] == "placed"
     assert json.loads(lines[4])["status"] == "cancelled"
+
+
+def test_version_is_the_package_version(tmp_path: Path) -> None:
+    result = run(["--version"], {}, tmp_path)
+    assert result.returncode == 0
+    assert result.stdout == f"flipkart-api {version('flipkart-api')}\n"
+
+
+@pytest.mark.parametrize("how", ["environment", "options"])
+def test_a_busy_port_is_one_line_and_exit_code_3(tmp_path: Path, how: str) -> None:
+    """Another server on the port: one line saying what to do, not granian's traceback."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        if how == "environment":
+            result = run(["serve"], {"HOST": "127.0.0.1", "PORT": str(port)}, tmp_path)
+        else:
+            result = run(["serve", "--host", "127.0.0.1", "--port", str(port)], {}, tmp_path)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert result.stderr == (
+        f"port {port} on 127.0.0.1 is in use; set PORT=... or stop the other server\n"
+    )
+    assert result.stdout == ""
+
+
+def _listening_sockets() -> set[str]:
+    """host:port of every listening IPv4 TCP socket on this machine (/proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "0A":  # LISTEN
+            address, port = local.split(":")
+            host = ".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0))
+            found.add(f"{host}:{int(port, 16)}")
+    return found
+
+
+@pytest.mark.slow  # starts its own app server
+def test_serve_options_and_the_announce_line(tmp_path: Path) -> None:
+    """`serve --host --port --announce`, as `make run` runs it.
+
+    The options win over HOST/PORT; one line says where the docs are once the server
+    answers; the announcer is gone by then and the process serving is granian itself.
+    """
+    port, unused = servers.free_port(), servers.free_port()
+    env = {"HOST": "0.0.0.0", "PORT": str(unused)}  # noqa: S104 - what the options replace
+    args = ["--host", "127.0.0.1", "--port", str(port), "--announce"]
+    line = f"serving http://127.0.0.1:{port} — docs at http://127.0.0.1:{port}/docs"
+    log = tmp_path / "serve.log"
+    with serving(tmp_path, *args, env=env) as (served, output):
+        assert served == port
+        assert _get(f"http://127.0.0.1:{port}/livez")[0] == 200
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", unused), timeout=1).close()
+        listening = _listening_sockets()
+        assert f"127.0.0.1:{port}" in listening, listening  # not 0.0.0.0
+        deadline = time.monotonic() + 10
+        while line not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        time.sleep(0.3)  # the announcer exits right after printing
+        processes = _processes()
+        assert [p for p in processes if f"--port {port} --announce" in p] == []
+        assert [p for p in processes if "-m granian" in p and f"--port {port} " in p]
+    assert output.count(line) == 1
+
+
+def _processes() -> list[str]:
+    """Command lines of every process on the machine."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return lines

@@ -11,7 +11,7 @@ file=${BACKUP_FILE:-backups/$(date -u +%Y%m%dT%H%M%SZ).dump}
 mkdir -p "$(dirname "$file")"
 umask 077  # the dump holds password hashes and customers' addresses
 partial="$file.partial"
-trap 'rm -f "$partial"' EXIT  # a failed dump never leaves a file that looks like a backup
+CLEANUP+=("$partial")  # a failed dump never leaves a file that looks like a backup
 
 # An archive pg_restore cannot list is not a backup.
 if [[ ${1:-} == --compose ]]; then
@@ -20,10 +20,9 @@ if [[ ${1:-} == --compose ]]; then
   "${COMPOSE[@]}" --profile backup run --rm -T backup >"$partial"
   "${COMPOSE[@]}" --profile backup run --rm -T backup pg_restore --list <"$partial" >/dev/null
 else
-  url=$(libpq_url)
-  pg_dump --format=custom --no-owner --no-acl --dbname="$url" --file="$partial"
+  libpq_url  # LIBPQ_URL without the password; PGPASSFILE holds it
+  pg_dump --format=custom --no-owner --no-acl --dbname="$LIBPQ_URL" --file="$partial"
   pg_restore --list "$partial" >/dev/null
 fi
 mv "$partial" "$file"
-trap - EXIT
 echo "$file"

@@ -16,16 +16,21 @@ file=${BACKUP_FILE:-}
 if [[ ${1:-} == --compose ]]; then
   compose_cmd
   "${COMPOSE[@]}" --profile backup run --rm -T restore <"$file"
-  "${COMPOSE[@]}" exec -T redis redis-cli FLUSHDB >/dev/null
+  flushed=$("${COMPOSE[@]}" exec -T redis redis-cli FLUSHDB)
 else
-  url=$(libpq_url)
+  libpq_url  # LIBPQ_URL without the password; PGPASSFILE holds it
   if [[ -n ${REDIS_URL:-} ]]; then
     command -v redis-cli >/dev/null || die "REDIS_URL is set: redis-cli is needed to empty the cache"
+    redis_cli  # REDIS_CLI without the password; REDISCLI_AUTH holds it
   fi
   pg_restore --clean --if-exists --no-owner --no-acl --single-transaction --exit-on-error \
-    --dbname="$url" "$file"
+    --dbname="$LIBPQ_URL" "$file"
   if [[ -n ${REDIS_URL:-} ]]; then
-    redis-cli -u "$REDIS_URL" FLUSHDB >/dev/null
+    flushed=$("${REDIS_CLI[@]}" FLUSHDB)
   fi
+fi
+# redis-cli exits 0 on an error reply (NOAUTH, a wrong password): only OK means emptied.
+if [[ ${flushed-OK} != OK ]]; then
+  die "restored $file, but emptying the cache failed (${flushed:-no reply}): replicas may serve data from before the restore until it is emptied (redis-cli FLUSHDB)"
 fi
 echo "restored $file"

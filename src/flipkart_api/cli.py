@@ -16,16 +16,17 @@ import click
 from .settings import ConfigError, Settings, load_settings
 
 
-def _settings() -> Settings:
+def _settings(**overrides: object) -> Settings:
     """Settings or a clear message and exit code 2 (never a traceback for bad config)."""
     try:
-        return load_settings()
+        return load_settings(**overrides)
     except ConfigError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
 
 
 @click.group()
+@click.version_option(package_name="flipkart-api", message="%(prog)s %(version)s")
 def main() -> None:
     """flipkart-api: a storefront API."""
 
@@ -40,7 +41,8 @@ def main() -> None:
     help="Keep retrying this long while the database is not reachable yet (orchestrators "
     "without depends_on, e.g. Swarm).",
 )
-def migrate(wait_seconds: int) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="Say nothing on success (errors still).")
+def migrate(wait_seconds: int, quiet: bool) -> None:
     """Upgrade the database schema to the latest revision (safe to run from many replicas)."""
     from sqlalchemy.exc import OperationalError
 
@@ -60,13 +62,15 @@ def migrate(wait_seconds: int) -> None:
                 sys.exit(1)
             click.echo("database not reachable yet; retrying in 2 s", err=True)
             time.sleep(2)
-    click.echo("database schema is at the latest revision")
+    if not quiet:
+        click.echo("database schema is at the latest revision")
 
 
 @main.command()
 @click.option("--products", default=1000, show_default=True, type=click.IntRange(0, 5_000_000))
 @click.option("--if-empty", is_flag=True, help="Do nothing when any product exists.")
-def seed(products: int, if_empty: bool) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="Say nothing on success (errors still).")
+def seed(products: int, if_empty: bool, quiet: bool) -> None:
     """Load the deterministic demo catalog (idempotent: re-running adds only what is missing)."""
     from sqlalchemy import func, select
 
@@ -74,22 +78,24 @@ def seed(products: int, if_empty: bool) -> None:
     from .catalog.models import Product
     from .catalog.seed import seed_catalog
 
-    app = create_app(_settings())
+    # Quiet also silences the app's start-up log line (`make run` prints it when serving).
+    app = create_app(_settings(log_level="WARNING") if quiet else _settings())
+    say = (lambda _: None) if quiet else click.echo
     with app.app_context():
         sess = db.session()
         if if_empty and sess.scalar(select(func.count()).select_from(Product)):
-            click.echo("catalog already has products; not seeding")
+            say("catalog already has products; not seeding")
             return
         step = max(products // 10, 50_000)
 
         def progress(done: int) -> None:
             if done % step == 0 or done == products:
-                click.echo(f"  {done:,}/{products:,} products")
+                say(f"  {done:,}/{products:,} products")
 
         added = seed_catalog(sess, products, progress)
         cache = app.extensions["cache"]
         cache.invalidate(generations=["catalog"])
-    click.echo(f"seeded: {added:,} new products")
+    say(f"seeded: {added:,} new products")
 
 
 @main.command("create-admin")
@@ -179,11 +185,35 @@ def set_role(email: str, role: str) -> None:
 
 
 @main.command()
-def serve() -> None:
+@click.option("--host", default=None, help="Listen address; overrides HOST.")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Overrides PORT.")
+@click.option(
+    "--announce/--no-announce",
+    default=None,
+    help="Print 'serving URL — docs at URL/docs' once the server answers. "
+    "Default: when stdout is a terminal (`make run` always announces).",
+)
+def serve(host: str | None, port: int | None, announce: bool | None) -> None:
     """Run granian (WSGI): WEB_CONCURRENCY workers x WEB_THREADS threads; SIGTERM drains."""
     from .server import granian_argv
+    from .startup import (
+        EXIT_CANNOT_LISTEN,
+        CannotListen,
+        announce_when_ready,
+        check_can_listen,
+        local_url,
+    )
 
-    argv = granian_argv(_settings())  # fails fast with a clear message on bad settings
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = _settings(**overrides)
+    argv = granian_argv(settings)  # fails fast with a clear message on bad settings
+    try:
+        check_can_listen(settings.host, settings.port)
+    except CannotListen as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_CANNOT_LISTEN)
+    if announce if announce is not None else sys.stdout.isatty():
+        announce_when_ready(local_url(settings.host, settings.port))
     # exec: the server becomes this process (PID 1 in a container) and gets SIGTERM itself.
     os.execv(sys.executable, [sys.executable, "-m", "granian", *argv])  # noqa: S606 - fixed argv
 
