@@ -11,7 +11,7 @@ GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 IMAGE_NAME ?= flipkart-api
 PYTHON_IMAGE ?= python:3.13-slim
 
-.PHONY: run test test-docker test-swarm test-faults bench bench-quick lint lint-deploy typecheck check install \
+.PHONY: run test test-slow test-docker test-swarm test-faults bench bench-quick lint lint-deploy typecheck check install \
 	migrate seed clean image push backup restore backup-docker restore-docker audit lock
 
 $(STAMP): requirements-dev.lock pyproject.toml
@@ -28,8 +28,17 @@ run: $(STAMP) ## Serve on http://127.0.0.1:$(PORT) (SQLite + in-process cache un
 	$(BIN)/flipkart-api seed --if-empty --products $(DEMO_PRODUCTS)
 	HOST=127.0.0.1 PORT=$(PORT) $(BIN)/flipkart-api serve
 
-test: $(STAMP) ## The whole suite: SQLite and real PostgreSQL + Redis (started by the tests)
-	$(BIN)/pytest --ignore=tests/container --ignore=tests/swarm --ignore=tests/faults
+# Both suites run on every core (pytest-xdist); each worker starts its own PostgreSQL and
+# Redis. PYTEST_WORKERS=0 runs in one process. Tests marked `slow` (own server processes,
+# over 5 s; see pyproject.toml) are in test-slow; --durations lists unmarked ones over 5 s.
+PYTEST_WORKERS ?= auto
+SUITE := --ignore=tests/container --ignore=tests/swarm --ignore=tests/faults -n $(PYTEST_WORKERS)
+
+test: $(STAMP) ## The quick suite: SQLite and real PostgreSQL + Redis (started by the tests), not slow ones
+	$(BIN)/pytest $(SUITE) -m "not slow" --durations=10 --durations-min=5
+
+test-slow: $(STAMP) ## Tests marked slow: schemathesis, HTTP concurrency, backup drill, nginx edge, cleanup
+	$(BIN)/pytest $(SUITE) -m slow
 
 test-docker: $(STAMP) ## Image, dev stack, production stack and registry round trip on a real engine
 	$(BIN)/hadolint Dockerfile
@@ -70,7 +79,7 @@ audit: ## pip-audit the shipped and the dev lock files (needs PyPI's JSON API or
 	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip -r requirements.lock
 	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip -r requirements-dev.lock
 
-check: lint typecheck test
+check: lint typecheck test test-slow
 
 image: ## Build flipkart-api:<version> and :<git sha>
 	docker build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) --build-arg VERSION=$(VERSION) \

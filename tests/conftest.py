@@ -3,14 +3,20 @@
 API tests take the `app`/`client` fixtures and run twice: on the embedded default
 (SQLite + in-process cache) and on PostgreSQL + Redis. Where the servers' binaries are
 missing those runs skip loudly, except under CI=true where that is a failure.
+
+SIGTERM ends a run like Ctrl-C, so fixtures' teardown stops the servers; if even that is
+cut short (a second signal, SIGKILL), tests/lifeline.py still takes them down.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -39,6 +45,18 @@ TABLES = (
 )
 SEED_PRODUCTS = 60
 ADMIN = {"email": "admin@example.in", "password": "admin-password-1"}
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM -> KeyboardInterrupt: pytest stops and runs every fixture's teardown."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Turn SIGTERM (CI's timeout, `kill`) into Ctrl-C, in this process or xdist worker."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _unavailable(reason: str) -> None:

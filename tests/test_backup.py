@@ -29,7 +29,7 @@ from . import servers
 from .conftest import bearer
 from .drill import Snapshot, row_counts, snapshot
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[1]
 DBNAME = "flipkart_drill"
 ADDRESS = {
