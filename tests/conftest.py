@@ -23,7 +23,7 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from flipkart_api import create_app
 from flipkart_api.auth.service import create_admin
@@ -89,11 +89,14 @@ def redis_server() -> Iterator[servers.RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def pg_url(pg_server: servers.PostgresServer) -> str:
+def pg_url(pg_server: servers.PostgresServer) -> Iterator[str]:
     """A migrated database; tests truncate it instead of re-creating it."""
     url = pg_server.create_database("flipkart_test")
     upgrade(url)
-    return url
+    yield url
+    for engine in _reset_engines.values():
+        engine.dispose()
+    _reset_engines.clear()
 
 
 @pytest.fixture(scope="session")
@@ -114,12 +117,18 @@ def sqlite_settings(tmp_path: Path, template: Path, **overrides: Any) -> Setting
     )
 
 
+# One pooled engine per database for the resets: a new engine per test spent more time
+# connecting (~20 ms) than the TRUNCATE itself.
+_reset_engines: dict[str, Engine] = {}
+
+
 def reset_postgres(url: str, redis_url: str | None) -> None:
     """Empty every table and the cache: each test starts from nothing."""
-    engine = create_engine(url)
+    engine = _reset_engines.get(url)
+    if engine is None:
+        engine = _reset_engines[url] = create_engine(url, pool_size=1, pool_pre_ping=True)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-    engine.dispose()
     if redis_url:
         with redis.Redis.from_url(redis_url) as client:
             client.flushdb()
