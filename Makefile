@@ -15,7 +15,7 @@ GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 IMAGE_NAME ?= flipkart-api
 PYTHON_IMAGE ?= python:3.13-slim
 
-.PHONY: run test test-docker test-swarm test-faults bench bench-quick lint lint-deploy typecheck check install \
+.PHONY: run test test-slow test-docker test-swarm test-faults bench bench-quick lint lint-deploy typecheck check install \
 	migrate seed clean image push backup restore backup-docker restore-docker audit lock
 .PHONY: help install-runtime
 .DEFAULT_GOAL := help
@@ -54,8 +54,17 @@ run: $(RUNTIME_STAMP) ## Serve on http://127.0.0.1:5000 (PORT=...); SQLite + in-
 	@echo "==> starting the server on 127.0.0.1:$(PORT) (Ctrl-C stops it)"
 	@$(BIN)/flipkart-api serve --host 127.0.0.1 --port $(PORT) --announce
 
-test: $(STAMP) ## The whole suite: SQLite and real PostgreSQL + Redis (started by the tests)
-	$(BIN)/pytest --ignore=tests/container --ignore=tests/swarm --ignore=tests/faults
+# Both suites run on every core (pytest-xdist); each worker starts its own PostgreSQL and
+# Redis. PYTEST_WORKERS=0 runs in one process. Tests marked `slow` (own server processes,
+# over 5 s; see pyproject.toml) are in test-slow; --durations lists unmarked ones over 5 s.
+PYTEST_WORKERS ?= auto
+SUITE := --ignore=tests/container --ignore=tests/swarm --ignore=tests/faults -n $(PYTEST_WORKERS)
+
+test: $(STAMP) ## The quick suite: SQLite and real PostgreSQL + Redis (started by the tests), not slow ones
+	$(BIN)/pytest $(SUITE) -m "not slow" --durations=10 --durations-min=5
+
+test-slow: $(STAMP) ## Tests marked slow: schemathesis, HTTP concurrency, backup drill, nginx edge, cleanup
+	$(BIN)/pytest $(SUITE) -m slow
 
 test-docker: $(STAMP) ## Image, dev stack, production stack and registry round trip on a real engine
 	$(BIN)/hadolint Dockerfile
@@ -96,7 +105,7 @@ audit: ## pip-audit the shipped and the dev lock files (needs PyPI's JSON API or
 	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip -r requirements.lock
 	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip -r requirements-dev.lock
 
-check: lint typecheck test ## lint, typecheck and test
+check: lint typecheck test test-slow ## lint, typecheck, test and test-slow
 
 image: ## Build flipkart-api:<version> and :<git sha>
 	docker build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) --build-arg VERSION=$(VERSION) \

@@ -3,21 +3,27 @@
 API tests take the `app`/`client` fixtures and run twice: on the embedded default
 (SQLite + in-process cache) and on PostgreSQL + Redis. Where the servers' binaries are
 missing those runs skip loudly, except under CI=true where that is a failure.
+
+SIGTERM ends a run like Ctrl-C, so fixtures' teardown stops the servers; if even that is
+cut short (a second signal, SIGKILL), tests/lifeline.py still takes them down.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from flipkart_api import create_app
 from flipkart_api.auth.service import create_admin
@@ -41,6 +47,18 @@ SEED_PRODUCTS = 60
 ADMIN = {"email": "admin@example.in", "password": "admin-password-1"}
 # Servers configured means the dev-only key may not sign: every such test passes this.
 TEST_SECRET_KEY = "test-only-secret-key-" + "x" * 32
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM -> KeyboardInterrupt: pytest stops and runs every fixture's teardown."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Turn SIGTERM (CI's timeout, `kill`) into Ctrl-C, in this process or xdist worker."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _unavailable(reason: str) -> None:
@@ -73,11 +91,14 @@ def redis_server() -> Iterator[servers.RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def pg_url(pg_server: servers.PostgresServer) -> str:
+def pg_url(pg_server: servers.PostgresServer) -> Iterator[str]:
     """A migrated database; tests truncate it instead of re-creating it."""
     url = pg_server.create_database("flipkart_test")
     upgrade(url)
-    return url
+    yield url
+    for engine in _reset_engines.values():
+        engine.dispose()
+    _reset_engines.clear()
 
 
 @pytest.fixture(scope="session")
@@ -98,12 +119,18 @@ def sqlite_settings(tmp_path: Path, template: Path, **overrides: Any) -> Setting
     )
 
 
+# One pooled engine per database for the resets: a new engine per test spent more time
+# connecting (~20 ms) than the TRUNCATE itself.
+_reset_engines: dict[str, Engine] = {}
+
+
 def reset_postgres(url: str, redis_url: str | None) -> None:
     """Empty every table and the cache: each test starts from nothing."""
-    engine = create_engine(url)
+    engine = _reset_engines.get(url)
+    if engine is None:
+        engine = _reset_engines[url] = create_engine(url, pool_size=1, pool_pre_ping=True)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-    engine.dispose()
     if redis_url:
         with redis.Redis.from_url(redis_url) as client:
             client.flushdb()

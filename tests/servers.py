@@ -2,29 +2,39 @@
 
 The tests talk to the same kind of servers production uses instead of fakes, so
 SQL dialect quirks, transactions and Redis commands behave exactly as deployed.
-Each server lives in its own temp directory on a free port and is stopped by
-the PID we started -- never by process name, which could hit someone else's.
+Each server is a direct child of this process (tests/lifeline.py: it dies with us,
+even on SIGKILL) in its own temp directory under the session directory, on a free
+port, and is stopped by the PID we started -- never by process name, which could hit
+someone else's.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-import shlex
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
-START_TIMEOUT = 10.0
+from . import lifeline
+
+T = TypeVar("T")
+
+START_TIMEOUT = 30.0  # generous: a busy 2-core machine; only a failing start waits it out
 
 
 class ServerUnavailable(Exception):
     """A server binary is missing, so the real-server tests cannot run."""
+
+
+class PortTaken(RuntimeError):
+    """Someone bound the free port between our check and the server's bind: pick another."""
 
 
 def free_port() -> int:
@@ -58,24 +68,46 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def _pid_alive(pid: int) -> bool:
-    """Tell whether ``pid`` runs; an unreaped zombie counts as gone."""
-    try:
-        os.kill(pid, 0)
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
+def _as_postgres() -> dict[str, Any]:
+    """Popen arguments that run a command as the postgres user when we are root.
 
-
-def _as_postgres(cmd: list[str]) -> list[str]:
-    """Wrap ``cmd`` so it runs as the postgres user when we are root.
-
-    initdb and postgres refuse to run as root, so under root (CI containers)
-    we drop privileges with runuser; as a normal user we run them directly.
+    initdb and postgres refuse to run as root, so under root (CI containers) the child
+    drops privileges itself (no runuser in between: the server must be our direct child
+    for the parent-death signal); as a normal user it runs as we are.
     """
     if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *cmd]
-    return cmd
+        return {"user": "postgres", "group": "postgres", "extra_groups": []}
+    return {}
+
+
+def _wait(
+    ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str, log: Path
+) -> None:
+    """Poll ``ready()`` until true; if the process dies or time runs out, kill and raise."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        if ready():
+            return
+        time.sleep(0.05)
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    tail = _tail(log)
+    # free_port() only says the port was free: another xdist worker or another program
+    # on the machine may take it before the server binds it.
+    error = PortTaken if "Address already in use" in tail else RuntimeError
+    raise error(f"{what} failed to start:\n{tail}")
+
+
+def on_a_free_port(start: Callable[[int], T], attempts: int = 3) -> T:
+    """Call ``start(port)`` with a fresh free port, again if the port was taken meanwhile."""
+    for attempt in range(attempts):
+        try:
+            return start(free_port())
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -87,10 +119,11 @@ class PostgresServer:
     socket_dir: Path
     pid: int
     durable: bool = False  # fsync and synchronous commit on, as in production
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def logfile(self) -> Path:
-        """Server log written by pg_ctl."""
+        """Server log (the postmaster's stdout and stderr)."""
         return self.datadir.parent / "postgres.log"
 
     def url(self, dbname: str = "postgres") -> str:
@@ -108,37 +141,46 @@ class PostgresServer:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
 
+    def _ready(self) -> bool:
+        """True once postmaster.pid says "ready" (what pg_ctl -w waits for)."""
+        try:
+            lines = (self.datadir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return len(lines) >= 8 and lines[7].strip() == "ready"
+
     def _start(self) -> None:
-        """Start the cluster with pg_ctl and record the postmaster PID."""
-        options = (
-            f"-p {self.port} -k {shlex.quote(str(self.socket_dir))}"
-            " -c listen_addresses=127.0.0.1 -c max_connections=200"
-        )
+        """Run the postmaster itself as our child (pg_ctl would daemonise it)."""
+        cmd = [_find_binary("postgres"), "-D", str(self.datadir), "-p", str(self.port)]
+        cmd += ["-k", str(self.socket_dir), "-c", "listen_addresses=127.0.0.1"]
+        cmd += ["-c", "max_connections=200"]
         if not self.durable:  # pointless for throwaway test data, and slow
-            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        cmd = [_find_binary("pg_ctl"), "start", "-w", "-t", str(int(START_TIMEOUT))]
-        cmd += ["-D", str(self.datadir), "-l", str(self.logfile), "-o", options]
-        done = subprocess.run(_as_postgres(cmd), cwd=self.datadir.parent, capture_output=True)
-        if done.returncode != 0:
-            output = (done.stdout + done.stderr).decode(errors="replace")
-            log = _tail(self.logfile)
-            raise RuntimeError(f"PostgreSQL failed on port {self.port}:\n{output}\n{log}")
-        # The first line of postmaster.pid is the PID of the postmaster itself.
-        self.pid = int((self.datadir / "postmaster.pid").read_text().splitlines()[0])
+            cmd += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
+            cmd += ["-c", "full_page_writes=off"]
+        with self.logfile.open("ab") as log:
+            # SIGQUIT when we die: immediate shutdown, the postmaster takes its backends along.
+            self.process = lifeline.spawn(
+                cmd,
+                sig=signal.SIGQUIT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.datadir.parent,
+                **_as_postgres(),
+            )
+        self.pid = self.process.pid
+        _wait(self._ready, self.process, f"PostgreSQL on port {self.port}", self.logfile)
 
     def _shutdown(self) -> None:
-        """Stop the server but keep its data directory."""
-        if not _pid_alive(self.pid):
+        """Stop the server (fast shutdown) but keep its data directory."""
+        if self.process is None or self.process.poll() is not None:
             return
-        # -W: pg_ctl only signals; we do the (bounded) waiting on the PID ourselves.
-        cmd = [_find_binary("pg_ctl"), "stop", "-m", "fast", "-W", "-D", str(self.datadir)]
-        subprocess.run(_as_postgres(cmd), cwd=self.datadir.parent, capture_output=True)
-        deadline = time.monotonic() + 10
-        while _pid_alive(self.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _pid_alive(self.pid):
-            # A hung server must not block the session; kill only our own PID.
-            os.kill(self.pid, signal.SIGKILL)
+        self.process.send_signal(signal.SIGINT)  # "fast": roll back sessions, checkpoint
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            # A hung (or SIGSTOPped) server must not block the session; our own PID only.
+            self.process.kill()
+            self.process.wait(timeout=10)
 
     def halt(self) -> None:
         """Stop the server but keep its data, so restart() can bring it back."""
@@ -158,9 +200,9 @@ class PostgresServer:
 def start_postgres(durable: bool = False) -> PostgresServer:
     """Create a fresh cluster in a temp dir and start it on a free port."""
     initdb = _find_binary("initdb")
-    base = Path(tempfile.mkdtemp(prefix="flipkart-pg-"))
+    base = lifeline.mkdtemp("pg-")
     base.chmod(0o755)  # the postgres user must be able to enter the dir we created
-    server = PostgresServer(free_port(), base / "data", base / "sock", pid=0, durable=durable)
+    server = PostgresServer(0, base / "data", base / "sock", pid=0, durable=durable)
     server.datadir.mkdir()
     server.socket_dir.mkdir()
     server.logfile.touch()
@@ -173,27 +215,42 @@ def start_postgres(durable: bool = False) -> PostgresServer:
         for locale in ("C.UTF-8", "C"):
             cmd = [initdb, "-D", str(server.datadir), "-A", "trust", "-U", "postgres"]
             cmd += ["--encoding=UTF8", f"--locale={locale}", "--no-sync"]
-            done = subprocess.run(_as_postgres(cmd), cwd=base, capture_output=True, text=True)
+            done = subprocess.run(cmd, cwd=base, capture_output=True, text=True, **_as_postgres())
             if done.returncode == 0:
                 break
             errors += done.stdout + done.stderr  # initdb cleans up after itself
         else:
             raise RuntimeError(f"initdb failed:\n{errors}")
-        server._start()
+
+        def start(port: int) -> None:
+            server.port = port
+            server._start()
+
+        on_a_free_port(start)
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)
         raise
     return server
 
 
-def _redis_ping(port: int) -> bool:
-    """Send PING over a raw socket; True once Redis answers +PONG."""
+def _redis_answers(port: int, pid: int) -> bool:
+    """True once the Redis on ``port`` answers and is ours (INFO's process_id is ``pid``).
+
+    Checking the PID means a Redis someone else runs on a port we thought free is not
+    taken for ours while ours is still failing to bind it.
+    """
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+            reply = b""
+            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
     except OSError:
         return False
+    return f"process_id:{pid}\r\n".encode() in reply
 
 
 @dataclass
@@ -242,25 +299,24 @@ def _spawn_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     cmd = [_find_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1"]
     cmd += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir)]
     with logfile.open("ab") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        if _redis_ping(port):
-            return process
-        time.sleep(0.05)
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    raise RuntimeError(f"Redis failed to start on port {port}:\n{_tail(logfile)}")
+        # SIGKILL when we die: the data is throwaway, and a SIGSTOPped Redis obeys only that.
+        process = lifeline.spawn(
+            cmd, sig=signal.SIGKILL, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
+        )
+    _wait(lambda: _redis_answers(port, process.pid), process, f"Redis on port {port}", logfile)
+    return process
 
 
 def start_redis() -> RedisServer:
     """Start redis-server on a free port in a fresh temp directory."""
-    workdir = Path(tempfile.mkdtemp(prefix="flipkart-redis-"))
-    port = free_port()
-    try:
+    workdir = lifeline.mkdtemp("redis-")
+
+    def start(port: int) -> RedisServer:
         process = _spawn_redis(port, workdir)
+        return RedisServer(port=port, pid=process.pid, process=process, workdir=workdir)
+
+    try:
+        return on_a_free_port(start)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return RedisServer(port=port, pid=process.pid, process=process, workdir=workdir)

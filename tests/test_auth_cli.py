@@ -8,10 +8,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 
 from .test_cli import CLI, run
+
+# Starts server processes of its own: the slow tier (README, Development).
+pytestmark = pytest.mark.slow
 
 
 def _read_until(fd: int, marker: bytes, seen: bytearray, timeout: float = 60) -> None:

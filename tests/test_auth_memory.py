@@ -29,6 +29,9 @@ from flipkart_api.migrate import upgrade
 from . import servers
 from .test_cli import CLI
 
+# Starts server processes of its own: the slow tier (README, Development).
+pytestmark = pytest.mark.slow
+
 REPLICA_LIMIT_BYTES = 512 * 1000 * 1000  # the 512 MB limit of a production replica
 BURST = 32  # concurrent logins: half known users, half unknown emails
 ROUNDS = 3

@@ -162,6 +162,7 @@ def pg_app(pg_url: str, own_redis: servers.RedisServer) -> Iterator[Flask]:
     app.extensions["db_engine"].dispose()
 
 
+@pytest.mark.slow  # a Redis of its own
 def test_redis_down_bypasses_then_resumes(pg_app: Flask, own_redis: servers.RedisServer) -> None:
     client = pg_app.test_client()
     assert client.get("/api/v1/products/1").headers["X-Cache"] == "MISS"
@@ -187,6 +188,7 @@ def test_redis_down_bypasses_then_resumes(pg_app: Flask, own_redis: servers.Redi
     assert client.get("/health").get_json()["status"] == "healthy"
 
 
+@pytest.mark.slow  # a Redis of its own
 def test_frozen_redis_costs_little_and_writes_during_it_are_not_lost(
     pg_app: Flask, own_redis: servers.RedisServer
 ) -> None:
@@ -225,6 +227,7 @@ def test_sqlite_dev_mode_runs_without_any_server(tmp_path: Path, sqlite_template
     assert client.get("/api/v1/products/1").headers["X-Cache"] == "HIT"
 
 
+@pytest.mark.slow  # a Redis of its own
 def test_health_sees_an_outage_within_its_cache_window(
     pg_app: Flask, own_redis: servers.RedisServer
 ) -> None:

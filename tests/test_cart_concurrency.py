@@ -13,7 +13,7 @@ import pytest
 from .conftest import TEST_SECRET_KEY, reset_postgres
 from .test_order_concurrency import Api, _serve
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 ROUNDS = 6
 PUTS = 24  # concurrent PUTs of one line per round
 

@@ -26,6 +26,7 @@ from flipkart_api.migrate import head_revision
 
 from . import servers
 
+pytestmark = pytest.mark.slow  # every test runs the CLI (and the server) as processes
 CLI = str(Path(sys.executable).parent / "flipkart-api")
 STRONG_SECRET = "x" * 48
 

@@ -78,6 +78,7 @@ def test_app_connections_notice_a_silent_server(pg_url: str) -> None:
     app.extensions["db_engine"].dispose()
 
 
+@pytest.mark.slow  # waits out the idle-transaction timeout
 def test_a_transaction_left_idle_releases_its_locks(pg_url: str) -> None:
     """A client that vanished mid-transaction does not hold a product's row lock for hours.
 

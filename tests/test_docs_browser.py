@@ -26,6 +26,9 @@ import pytest
 
 from . import servers
 
+# Starts server processes of its own: the slow tier (README, Development).
+pytestmark = pytest.mark.slow
+
 CLI = str(Path(sys.executable).parent / "flipkart-api")
 OFFLINE = [
     "--headless",

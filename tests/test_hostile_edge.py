@@ -21,6 +21,7 @@ from . import servers
 from .conftest import _unavailable
 from .faults.stack import CLI, Replica, Reply, call, production_env, render_nginx_conf, wait_status
 
+pytestmark = pytest.mark.slow  # nginx and a replica of its own
 TEN_MB = 10 * 1024 * 1024
 
 

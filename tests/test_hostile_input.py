@@ -248,6 +248,7 @@ def test_unicode_is_stored_and_returned_intact(
         assert registered.get_json()["name"] == UNICODE
 
 
+@pytest.mark.slow  # ~300 requests with row counts around each, per backend
 @pytest.mark.usefixtures("an_order")
 def test_injection_in_every_text_field_changes_nothing_it_rejects(
     app: Flask, client: FlaskClient, admin_headers: dict[str, str]

@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+pytestmark = pytest.mark.slow  # minutes of generated requests: make test-slow
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

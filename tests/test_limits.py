@@ -25,6 +25,9 @@ from flipkart_api.settings import load_settings
 from . import servers
 from .conftest import TEST_SECRET_KEY, sqlite_settings
 
+# Starts server processes of its own: the slow tier (README, Development).
+pytestmark = pytest.mark.slow
+
 LIMIT = 3
 REGISTER = "/api/v1/auth/register"
 # A dead or frozen counter store costs one request a timeout or two (the failed hit and

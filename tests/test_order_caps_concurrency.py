@@ -15,7 +15,7 @@ from .conftest import TEST_SECRET_KEY, reset_postgres
 from .test_order_concurrency import Api, _serve
 from .test_orders import ADDRESS
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 ATTEMPTS = 30
 
 

@@ -23,7 +23,7 @@ from . import servers
 from .conftest import TEST_SECRET_KEY, reset_postgres
 from .test_orders import ADDRESS
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # app servers of its own
 CLI = str(Path(sys.executable).parent / "flipkart-api")
 ATTEMPTS = 60
 STOCK = 20

@@ -115,6 +115,7 @@ def test_unreadable_secret_file_is_a_config_error(tmp_path: Path) -> None:
         load_settings(secret_key_file=tmp_path / "missing")
 
 
+@pytest.mark.slow  # waits out the migrate command's retries
 def test_migrate_waits_for_the_database_then_gives_up(tmp_path: Path) -> None:
     closed = f"postgresql://nobody@127.0.0.1:{servers.free_port()}/nothing"
     env = {"DATABASE_URL": closed, "SECRET_KEY": STRONG}
