@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import db
@@ -16,6 +14,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import encode_cursor
 from .models import Category, Product, discount_percent
 from .schemas import (
+    MRP_UNDER_PRICE,
     PRICE_OVER_MRP,
     CategoryIn,
     CategoryList,
@@ -28,15 +27,10 @@ from .schemas import (
     ProductQuery,
 )
 from .search import build_query, price_range_probe, scopes_with_few
+from .slugs import first_free, product_slug, slugify
 
 # Every list (products, categories) lives in this namespace; a write bumps its generation.
 CATALOG = "catalog"
-
-
-def slugify(text: str, max_length: int = 200) -> str:
-    """ASCII, lower-case, hyphen-separated."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:max_length].strip("-")
 
 
 def product_key(product_id: int) -> str:
@@ -67,7 +61,7 @@ def list_categories() -> tuple[bytes, CacheStatus]:
 def create_category(data: CategoryIn) -> Category:
     """Add a category under an existing parent; the slug must be unique."""
     sess = db.begin_write()
-    slug = data.slug or slugify(data.name, 100)
+    slug = data.slug or slugify(data.name, max_length=100)
     if not slug:
         raise InvalidInput("slug", "cannot derive a slug from this name; send one")
     if slug.isdigit():  # ?category=2024 means the category with id 2024
@@ -198,7 +192,7 @@ def create_product(data: ProductIn) -> Product:
     fields: dict[str, Any] = data.model_dump(exclude={"category", "images"})
     product = Product(
         **fields,
-        slug=_product_slug(data.name, data.sku),
+        slug=_free_product_slug(data.name, data.sku),
         category=_category_by_slug(data.category),
         images=[str(url) for url in data.images],
         currency="INR",
@@ -209,9 +203,23 @@ def create_product(data: ProductIn) -> Product:
     return product
 
 
-def _product_slug(name: str, sku: str) -> str:
-    # The sku suffix keeps slugs unique without a lookup.
-    return f"{slugify(name, 190)}-{slugify(sku, 64)}".strip("-")
+def _free_product_slug(name: str, sku: str, own_id: int | None = None) -> str:
+    """The product's slug, suffixed when another product has it (AB-1 and ab-1 slug alike)."""
+    sess = db.session()
+    base = product_slug(name, sku)
+    # No autoflush: a PATCH's pending sku change must meet its constraint at commit (409).
+    with sess.no_autoflush:
+        if sess.get_bind().dialect.name == "postgresql":
+            # Two writes that slug alike would both find the base free: one waits.
+            sess.execute(select(func.pg_advisory_xact_lock(func.hashtext(base))))
+        taken = set(
+            sess.scalars(
+                select(Product.slug).where(
+                    Product.slug.startswith(base, autoescape=True), Product.id != (own_id or 0)
+                )
+            )
+        )
+    return first_free(base, taken)
 
 
 def update_product(product_id: int, data: ProductPatch) -> Product:
@@ -227,9 +235,11 @@ def update_product(product_id: int, data: ProductPatch) -> Product:
     for name, value in changes.items():
         setattr(product, name, value)
     if product.price > product.mrp:
+        if "mrp" in changes and "price" not in changes:  # blame the field the client sent
+            raise InvalidInput("mrp", MRP_UNDER_PRICE)
         raise InvalidInput("price", PRICE_OVER_MRP)  # the field and words POST uses
     if "name" in changes or "sku" in changes:
-        product.slug = _product_slug(product.name, product.sku)
+        product.slug = _free_product_slug(product.name, product.sku, product.id)
     _commit_product(product)
     invalidate_products([product.id])
     return product
