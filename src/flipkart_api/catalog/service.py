@@ -55,7 +55,7 @@ def list_categories() -> tuple[bytes, CacheStatus]:
         items = [CategoryOut.model_validate(c) for c in _all_categories()]
         return CategoryList(items=items).model_dump_json().encode()
 
-    return cache().read_through(f"categories:{cache().generation(CATALOG)}", load)
+    return cache().read_through(_list_key("categories"), load)
 
 
 def create_category(data: CategoryIn) -> Category:
@@ -123,7 +123,13 @@ def list_products(query: ProductQuery) -> tuple[bytes, CacheStatus]:
     def load() -> bytes:
         return _load_page(query).model_dump_json().encode()
 
-    return cache().read_through(f"products:{cache().generation(CATALOG)}:{digest}", load)
+    return cache().read_through(_list_key("products", digest), load)
+
+
+def _list_key(kind: str, *rest: str) -> str | None:
+    """kind:generation[:rest]; None (read without the cache) when there is no generation."""
+    generation = cache().generation(CATALOG)
+    return None if generation is None else ":".join((kind, generation, *rest))
 
 
 def _load_page(query: ProductQuery) -> ProductPage:
