@@ -89,3 +89,13 @@ def test_api_and_seed_slug_alike(
     seeded_product = next(iter_products(1))
     body = _create(client, admin_headers, sku=seeded_product.sku + "X", name=seeded_product.name)
     assert body["slug"] == seeded_product.slug + "x"
+
+
+def test_more_twins_than_one_lookup_holds(
+    seeded: Flask, client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    """Twelve SKUs that slug alike (candidates are looked up ten at a time): twelve slugs."""
+    skus = [a + sep + "1" for sep in "-._" for a in ("AB", "ab", "Ab", "aB")]
+    slugs = [_create(client, admin_headers, sku=sku)["slug"] for sku in skus]
+    base = "levis-511-slim-jeans-ab-1"
+    assert slugs == [base] + [f"{base}-{n}" for n in range(2, 13)]

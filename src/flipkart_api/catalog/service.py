@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from typing import Any
 
 from sqlalchemy import Row, func, select
@@ -27,7 +28,7 @@ from .schemas import (
     ProductQuery,
 )
 from .search import build_query, price_range_probe, scopes_with_few
-from .slugs import first_free, product_slug, slugify
+from .slugs import candidates, product_slug, slugify
 
 # Every list (products, categories) lives in this namespace; a write bumps its generation.
 CATALOG = "catalog"
@@ -218,14 +219,16 @@ def _free_product_slug(name: str, sku: str, own_id: int | None = None) -> str:
         if sess.get_bind().dialect.name == "postgresql":
             # Two writes that slug alike would both find the base free: one waits.
             sess.execute(select(func.pg_advisory_xact_lock(func.hashtext(base))))
-        taken = set(
-            sess.scalars(
-                select(Product.slug).where(
-                    Product.slug.startswith(base, autoescape=True), Product.id != (own_id or 0)
+        for start in itertools.count(1, 10):  # equality on uq_products_slug, ten at a time
+            tries = candidates(base, start, 10)
+            taken = set(
+                sess.scalars(
+                    select(Product.slug).where(Product.slug.in_(tries), Product.id != (own_id or 0))
                 )
             )
-        )
-    return first_free(base, taken)
+            if free := [slug for slug in tries if slug not in taken]:
+                return free[0]
+    raise AssertionError("unreachable")  # itertools.count never ends
 
 
 def update_product(product_id: int, data: ProductPatch) -> Product:

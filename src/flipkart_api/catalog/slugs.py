@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import string
 import unicodedata
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 # Lowercase letters and digits survive, apostrophes vanish ("Levi's" -> "levis") and any
 # other ASCII character becomes a word break. Mapping every ASCII character (even to itself)
@@ -43,11 +43,6 @@ def product_slug(name: str, sku: str, name_slug: Callable[[str], str] = slugify)
     return f"{name_part}-{sku_part}".strip("-")
 
 
-def first_free(base: str, taken: Collection[str]) -> str:
-    """`base`, or `base-2`, `base-3`, ... : the first not in `taken`."""
-    if base not in taken:
-        return base
-    n = 2
-    while f"{base}-{n}" in taken:
-        n += 1
-    return f"{base}-{n}"
+def candidates(base: str, start: int, count: int) -> list[str]:
+    """The slugs to try in order: `base` (number 1), then `base-2`, `base-3`, ..."""
+    return [base if n == 1 else f"{base}-{n}" for n in range(start, start + count)]
