@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import db
@@ -14,6 +13,7 @@ from ..cache import CacheStatus, cache
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import encode_cursor
 from .models import Category, Product, discount_percent
+from .product_slugs import free_product_slug
 from .schemas import (
     MRP_UNDER_PRICE,
     PRICE_OVER_MRP,
@@ -28,7 +28,7 @@ from .schemas import (
     ProductQuery,
 )
 from .search import build_query, price_range_probe, scopes_with_few
-from .slugs import candidates, product_slug, slugify
+from .slugs import slugify
 
 # Every list (products, categories) lives in this namespace; a write bumps its generation.
 CATALOG = "catalog"
@@ -199,7 +199,7 @@ def create_product(data: ProductIn) -> Product:
     fields: dict[str, Any] = data.model_dump(exclude={"category", "images"})
     product = Product(
         **fields,
-        slug=_free_product_slug(data.name, data.sku),
+        slug=free_product_slug(db.session(), data.name, data.sku),
         category=_category_by_slug(data.category),
         images=[str(url) for url in data.images],
         currency="INR",
@@ -208,27 +208,6 @@ def create_product(data: ProductIn) -> Product:
     _commit_product(product)
     invalidate_products([product.id])
     return product
-
-
-def _free_product_slug(name: str, sku: str, own_id: int | None = None) -> str:
-    """The product's slug, suffixed when another product has it (AB-1 and ab-1 slug alike)."""
-    sess = db.session()
-    base = product_slug(name, sku)
-    # No autoflush: a PATCH's pending sku change must meet its constraint at commit (409).
-    with sess.no_autoflush:
-        if sess.get_bind().dialect.name == "postgresql":
-            # Two writes that slug alike would both find the base free: one waits.
-            sess.execute(select(func.pg_advisory_xact_lock(func.hashtext(base))))
-        for start in itertools.count(1, 10):  # equality on uq_products_slug, ten at a time
-            tries = candidates(base, start, 10)
-            taken = set(
-                sess.scalars(
-                    select(Product.slug).where(Product.slug.in_(tries), Product.id != (own_id or 0))
-                )
-            )
-            if free := [slug for slug in tries if slug not in taken]:
-                return free[0]
-    raise AssertionError("unreachable")  # itertools.count never ends
 
 
 def update_product(product_id: int, data: ProductPatch) -> Product:
@@ -248,7 +227,7 @@ def update_product(product_id: int, data: ProductPatch) -> Product:
             raise InvalidInput("mrp", MRP_UNDER_PRICE)
         raise InvalidInput("price", PRICE_OVER_MRP)  # the field and words POST uses
     if "name" in changes or "sku" in changes:
-        product.slug = _free_product_slug(product.name, product.sku, product.id)
+        product.slug = free_product_slug(db.session(), product.name, product.sku, product.id)
     _commit_product(product)
     invalidate_products([product.id])
     return product
