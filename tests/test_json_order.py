@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from flipkart_api.auth.schemas import UserOut
 from flipkart_api.catalog.schemas import ProductOut
 
-PRODUCT = {"sku": "ORD-1", "name": "Order Test", "category": "mobiles", "price": 1, "mrp": 2}
+PRODUCT = {"sku": "ORD-1", "name": "Lakmé ₹ Test", "category": "mobiles", "price": 1, "mrp": 2}
 
 
 def test_a_written_product_reads_back_byte_for_byte(

@@ -30,9 +30,10 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         MAX_CONTENT_LENGTH=1024 * 1024,
         INFO={"description": "A storefront API: catalog, search, users. Money is integer paise."},
     )
-    # Declared field order, as in the cached bytes pydantic writes (Flask 3 ignores the old
-    # JSON_SORT_KEYS config). Problem and health bodies are orjson's, in insertion order.
+    # Declared field order and raw UTF-8, as in the cached bytes pydantic writes and the
+    # problem and health bodies orjson writes (Flask 3 ignores the old JSON_SORT_KEYS).
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
     errors.init_app(app)
     openapi.init_app(app)
     docs.init_app(app)
