@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -57,3 +60,29 @@ def test_revisions_read_from_the_files_match_alembics_view() -> None:
     assert len(script.get_heads()) == 1, "one head: a branch would never be ready"
     assert migrate.head_revision() == script.get_current_head()
     assert migrate.known_revisions() == {rev.revision for rev in script.walk_revisions()}
+
+
+@pytest.fixture
+def migrations_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A copy of the shipped migrations, which migrate.py reads instead of the real ones."""
+    copy = tmp_path / "migrations"
+    shutil.copytree(migrate.MIGRATIONS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", copy)
+    migrate._revisions.cache_clear()
+    yield copy
+    migrate._revisions.cache_clear()
+
+
+def test_a_revision_written_by_our_template_is_seen(migrations_copy: Path) -> None:
+    """`alembic revision` renders script.py.mako (single quotes, via repr): /readyz must see it."""
+    previous = ScriptDirectory(str(migrations_copy)).get_current_head()
+    config = migrate.alembic_config("sqlite://")
+    config.set_main_option("script_location", str(migrations_copy))
+    command.revision(config, message="next change", rev_id="9999")
+    written = next((migrations_copy / "versions").glob("9999_*.py")).read_text()
+    assert "revision = '9999'" in written  # the quoting a regex for "..." missed
+    script = ScriptDirectory(str(migrations_copy))
+    assert migrate.head_revision() == "9999" == script.get_current_head()
+    assert migrate.known_revisions() == {rev.revision for rev in script.walk_revisions()}
+    assert not migrate.schema_is_current(previous)  # a database at the old head is not ready
+    assert migrate.schema_is_current("9999")

@@ -279,9 +279,14 @@ class Cache:
         return self._ttl_ms + int(self._ttl_ms * self._jitter * random.random())  # noqa: S311
 
     # -- reads --------------------------------------------------------------
-    def read_through(self, key: str, loader: Callable[[], bytes]) -> tuple[bytes, CacheStatus]:
-        """Return (bytes, status): a cached value, or the loader's, stored for others."""
-        if not self._usable():
+    def read_through(
+        self, key: str | None, loader: Callable[[], bytes]
+    ) -> tuple[bytes, CacheStatus]:
+        """Return (bytes, status): a cached value, or the loader's, stored for others.
+
+        A None key (no generation: see `generation`) reads without the cache: BYPASS.
+        """
+        if key is None or not self._usable():
             return loader(), CacheStatus.BYPASS
         full = KEY_PREFIX + key
         try:
@@ -323,8 +328,12 @@ class Cache:
             self._trip(exc)
             return None
 
-    def generation(self, name: str) -> str:
-        """The current generation of a namespace; part of every key in it.
+    def generation(self, name: str) -> str | None:
+        """The current generation of a namespace, part of every key in it; None if unusable.
+
+        None, never a stand-in: a page stored under a fixed fallback generation would be
+        missed by every later invalidation, and served again by the next read that fell
+        back. A caller given None reads that one request without the cache (BYPASS).
 
         The counter lives in the same evicting store as the values (Redis `allkeys-lru`, the
         bounded in-process LRU). If it is evicted while pages keyed by older generations
@@ -334,7 +343,7 @@ class Cache:
         written under an earlier generation can be read again.
         """
         if not self._usable():
-            return "x"
+            return None
         key = KEY_PREFIX + "gen:" + name
         try:
             raw = self.backend.get(key)
@@ -342,7 +351,7 @@ class Cache:
                 raw = self.backend.current_generation(key, time.time_ns())
         except CacheError as exc:
             self._trip(exc)
-            return "x"
+            return None
         return raw.decode()
 
     # -- writes -------------------------------------------------------------

@@ -11,8 +11,8 @@ from typing import NoReturn
 
 import click
 
-# Only the light modules at import: `serve` and `healthcheck` (run by the container
-# HEALTHCHECK every few seconds) need neither the app nor SQLAlchemy.
+# Only the light modules at import: `serve` and `healthcheck` (a probe, maybe run every few
+# seconds) need neither the app nor SQLAlchemy.
 from .settings import ConfigError, Settings, load_settings
 
 
@@ -221,7 +221,7 @@ def serve(host: str | None, port: int | None, announce: bool | None) -> None:
 @main.command()
 @click.option("--url", default=None, help="Defaults to http://127.0.0.1:$PORT/livez")
 def healthcheck(url: str | None) -> None:
-    """Exit 0 when the service answers /livez (for container HEALTHCHECKs; needs no curl)."""
+    """Exit 0 when the service answers /livez (for probes; the image's runs a stdlib one-liner)."""
     url = url or f"http://127.0.0.1:{_settings().port}/livez"
     try:
         with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - our own URL

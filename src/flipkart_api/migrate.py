@@ -1,15 +1,15 @@
 """Alembic driven from code: upgrade to head, and ask whether the schema is current.
 
 Alembic is imported only to migrate. The readiness check needs just the revision ids this
-code ships, which it reads from the version files themselves: importing Alembic into every
-worker for that would cost about 10 MB of RSS each (tests/test_migrations.py checks that
-both readings agree).
+code ships, which it parses out of the version files with `ast` (nothing is imported):
+importing Alembic into every worker for that would cost about 10 MB of RSS each
+(tests/test_migrations.py checks that both readings agree).
 """
 
 from __future__ import annotations
 
+import ast
 import functools
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-_REVISION = re.compile(r'^revision = "(\w+)"$', re.MULTILINE)
-_DOWN_REVISION = re.compile(r'^down_revision = "(\w+)"$', re.MULTILINE)
 
 
 def alembic_config(database_url: str) -> Config:
@@ -47,10 +45,41 @@ def _revisions() -> tuple[frozenset[str], frozenset[str]]:
     revisions: set[str] = set()
     parents: set[str] = set()
     for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        source = path.read_text(encoding="utf-8")
-        revisions.update(_REVISION.findall(source))
-        parents.update(_DOWN_REVISION.findall(source))
+        assigned = _module_constants(path, ("revision", "down_revision"))
+        revisions.update(_ids(assigned.get("revision")))
+        parents.update(_ids(assigned.get("down_revision")))
     return frozenset(revisions), frozenset(parents)
+
+
+def _module_constants(path: Path, names: tuple[str, ...]) -> dict[str, object]:
+    """The literal values of these module-level assignments, read with `ast` (nothing runs).
+
+    Whatever the quoting or annotation (script.py.mako writes `revision = '0007'` via repr),
+    as Alembic reads them, but without importing the file or Alembic.
+    """
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_bytes(), filename=str(path)).body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in names:
+                found[target.id] = ast.literal_eval(value)
+    return found
+
+
+def _ids(value: object) -> set[str]:
+    """A revision field as a set of ids: None, one id, or a tuple of them (a merge)."""
+    if value is None:
+        return set()
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value):
+        return set(value)
+    raise ValueError(f"not a revision id: {value!r}")
 
 
 def head_revision() -> str | None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import string
 import struct
-import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from .catalog.slugs import product_slug, slugify
 
 
 @dataclass(frozen=True)
@@ -43,22 +43,6 @@ class ProductSeed:
     images: list[str]
 
 
-# Lowercase letters and digits survive, apostrophes vanish ("Levi's" -> "levis") and any
-# other ASCII character becomes a word break. Mapping every ASCII character (even to itself)
-# keeps str.translate on its fast path, about twice as fast as a regex.
-_SLUG_KEEP = string.ascii_lowercase + string.digits
-_SLUG_TABLE = str.maketrans(
-    {chr(c): chr(c) if chr(c) in _SLUG_KEEP else " " for c in range(128)} | {"'": None}
-)
-
-
-def _slugify(text: str) -> str:
-    """Lowercase ASCII words joined by hyphens ("Lakmé Levi's & Co" -> "lakme-levis-co")."""
-    if not text.isascii():  # rare, so the NFKD accent-stripping stays off the hot path
-        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return "-".join(text.lower().translate(_SLUG_TABLE).split())
-
-
 _TREE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Electronics", ("Mobiles", "Laptops", "Audio", "Televisions", "Cameras")),
     ("Fashion", ("Men", "Women", "Footwear", "Watches")),
@@ -71,8 +55,8 @@ _TREE: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 # All top-level categories first, so inserting in order never references a missing parent.
 CATEGORIES: tuple[CategorySeed, ...] = (
-    *(CategorySeed(_slugify(top), top, None) for top, _ in _TREE),
-    *(CategorySeed(_slugify(kid), kid, _slugify(top)) for top, kids in _TREE for kid in kids),
+    *(CategorySeed(slugify(top), top, None) for top, _ in _TREE),
+    *(CategorySeed(slugify(kid), kid, slugify(top)) for top, kids in _TREE for kid in kids),
 )
 
 
@@ -252,7 +236,7 @@ _LEAF_TABLES = (
 
 # Leaves in category order; the lookup fails at import if the tree and tables drift apart.
 _BY_SLUG = {leaf.slug: leaf for leaf in _LEAF_TABLES}
-_LEAVES = tuple(_BY_SLUG[_slugify(name)] for top, kids in _TREE for name in (kids or (top,)))
+_LEAVES = tuple(_BY_SLUG[slugify(name)] for top, kids in _TREE for name in (kids or (top,)))
 
 
 # One BLAKE2 digest of the product number, read as 16 unsigned 16-bit slots: slot k feeds
@@ -261,7 +245,7 @@ _SLOTS = struct.Struct("<16H")
 
 
 # The leaf tables allow only ~71k distinct names, so every name's slug stays cached.
-_name_slug = functools.lru_cache(maxsize=1 << 17)(_slugify)
+_name_slug: Callable[[str], str] = functools.lru_cache(maxsize=1 << 17)(slugify)
 
 
 def _round_price(rupees: int, *, up: bool = False) -> int:
@@ -303,8 +287,7 @@ def _product(i: int) -> ProductSeed:
 
     sku = f"FK{i:08d}"
     lower_sku = sku.lower()
-    # Truncate before appending the SKU so the slug stays unique and within 200 chars.
-    slug = _name_slug(name)[: 199 - len(sku)].rstrip("-") + "-" + lower_sku
+    slug = product_slug(name, sku, _name_slug)  # the API's slug rule: one function for both
     url = f"https://img.example.in/products/{lower_sku}/"
     return ProductSeed(
         sku=sku,

@@ -28,6 +28,7 @@ Brand = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 Images = Annotated[list[HttpUrl], Field(max_length=10)]
 SortKey = Literal["relevance", "newest", "price", "-price", "rating", "-rating"]
 PRICE_OVER_MRP = "must not exceed mrp"  # POST (here) and PATCH (the service) blame `price`
+MRP_UNDER_PRICE = "must not be below price"  # a PATCH that sent mrp alone blames `mrp`
 
 
 class CategoryIn(StrictModel):

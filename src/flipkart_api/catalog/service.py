@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -15,7 +13,9 @@ from ..cache import CacheStatus, cache
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import encode_cursor
 from .models import Category, Product, discount_percent
+from .product_slugs import free_product_slug
 from .schemas import (
+    MRP_UNDER_PRICE,
     PRICE_OVER_MRP,
     CategoryIn,
     CategoryList,
@@ -28,15 +28,10 @@ from .schemas import (
     ProductQuery,
 )
 from .search import build_query, price_range_probe, scopes_with_few
+from .slugs import slugify
 
 # Every list (products, categories) lives in this namespace; a write bumps its generation.
 CATALOG = "catalog"
-
-
-def slugify(text: str, max_length: int = 200) -> str:
-    """ASCII, lower-case, hyphen-separated."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:max_length].strip("-")
 
 
 def product_key(product_id: int) -> str:
@@ -61,13 +56,13 @@ def list_categories() -> tuple[bytes, CacheStatus]:
         items = [CategoryOut.model_validate(c) for c in _all_categories()]
         return CategoryList(items=items).model_dump_json().encode()
 
-    return cache().read_through(f"categories:{cache().generation(CATALOG)}", load)
+    return cache().read_through(_list_key("categories"), load)
 
 
 def create_category(data: CategoryIn) -> Category:
     """Add a category under an existing parent; the slug must be unique."""
     sess = db.begin_write()
-    slug = data.slug or slugify(data.name, 100)
+    slug = data.slug or slugify(data.name, max_length=100)
     if not slug:
         raise InvalidInput("slug", "cannot derive a slug from this name; send one")
     if slug.isdigit():  # ?category=2024 means the category with id 2024
@@ -129,7 +124,13 @@ def list_products(query: ProductQuery) -> tuple[bytes, CacheStatus]:
     def load() -> bytes:
         return _load_page(query).model_dump_json().encode()
 
-    return cache().read_through(f"products:{cache().generation(CATALOG)}:{digest}", load)
+    return cache().read_through(_list_key("products", digest), load)
+
+
+def _list_key(kind: str, *rest: str) -> str | None:
+    """kind:generation[:rest]; None (read without the cache) when there is no generation."""
+    generation = cache().generation(CATALOG)
+    return None if generation is None else ":".join((kind, generation, *rest))
 
 
 def _load_page(query: ProductQuery) -> ProductPage:
@@ -198,7 +199,7 @@ def create_product(data: ProductIn) -> Product:
     fields: dict[str, Any] = data.model_dump(exclude={"category", "images"})
     product = Product(
         **fields,
-        slug=_product_slug(data.name, data.sku),
+        slug=free_product_slug(db.session(), data.name, data.sku),
         category=_category_by_slug(data.category),
         images=[str(url) for url in data.images],
         currency="INR",
@@ -207,11 +208,6 @@ def create_product(data: ProductIn) -> Product:
     _commit_product(product)
     invalidate_products([product.id])
     return product
-
-
-def _product_slug(name: str, sku: str) -> str:
-    # The sku suffix keeps slugs unique without a lookup.
-    return f"{slugify(name, 190)}-{slugify(sku, 64)}".strip("-")
 
 
 def update_product(product_id: int, data: ProductPatch) -> Product:
@@ -227,9 +223,11 @@ def update_product(product_id: int, data: ProductPatch) -> Product:
     for name, value in changes.items():
         setattr(product, name, value)
     if product.price > product.mrp:
+        if "mrp" in changes and "price" not in changes:  # blame the field the client sent
+            raise InvalidInput("mrp", MRP_UNDER_PRICE)
         raise InvalidInput("price", PRICE_OVER_MRP)  # the field and words POST uses
     if "name" in changes or "sku" in changes:
-        product.slug = _product_slug(product.name, product.sku)
+        product.slug = free_product_slug(db.session(), product.name, product.sku, product.id)
     _commit_product(product)
     invalidate_products([product.id])
     return product
