@@ -1,48 +1,172 @@
-"""Access control: admin routes from the OpenAPI document, IDOR, deleted users, login timing."""
+"""Access control: every route against a table of who may call it, IDOR, deleted users, timing."""
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
-from typing import Any
+from collections.abc import Callable
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import delete
 
 from flipkart_api.auth.models import User
+from flipkart_api.auth.routes import bearer as bearer_auth
+from flipkart_api.auth.service import create_admin
 from flipkart_api.db import session
 
+from .conftest import ADMIN as ADMIN_USER
 from .conftest import bearer
 from .test_orders import ADDRESS, in_stock_ids, order
 
-# Sample path values and bodies: enough to get past validation to the authorization check.
-PATH_VALUES = {"product_id": "1", "order_id": "1"}
+PUBLIC, USER, ADMIN = "anyone", "a signed-in user", "an admin"
+# Who may call each route of the app, written down here and not read from the routes' own
+# security metadata: a route that forgets `roles=["admin"]` would otherwise vouch for itself.
+# Every route in the URL map must be listed, so a new one is a decision in this table.
+EXPECTED_ACCESS: dict[tuple[str, str], str] = {
+    ("GET", "/static/<path:filename>"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/docs/assets/<version>/<name>"): PUBLIC,
+    ("GET", "/"): PUBLIC,
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/livez"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("POST", "/api/v1/auth/register"): PUBLIC,
+    ("POST", "/api/v1/auth/token"): PUBLIC,
+    ("POST", "/api/v1/auth/logout"): USER,
+    ("GET", "/api/v1/users/me"): USER,
+    ("POST", "/api/v1/users/me/password"): USER,
+    ("GET", "/api/v1/categories"): PUBLIC,
+    ("POST", "/api/v1/categories"): ADMIN,
+    ("GET", "/api/v1/products"): PUBLIC,
+    ("GET", "/api/v1/products/<int:product_id>"): PUBLIC,
+    ("POST", "/api/v1/products"): ADMIN,
+    ("PATCH", "/api/v1/products/<int:product_id>"): ADMIN,
+    ("DELETE", "/api/v1/products/<int:product_id>"): ADMIN,
+    ("GET", "/api/v1/cart"): USER,
+    ("PUT", "/api/v1/cart/items/<int:product_id>"): USER,
+    ("DELETE", "/api/v1/cart/items/<int:product_id>"): USER,
+    ("POST", "/api/v1/orders"): USER,
+    ("GET", "/api/v1/orders"): USER,
+    ("GET", "/api/v1/orders/<int:order_id>"): USER,
+    ("POST", "/api/v1/orders/<int:order_id>/cancel"): USER,
+    ("POST", "/api/v1/orders/<int:order_id>/status"): ADMIN,
+}
+CUSTOMER = {"email": "asha@example.in", "password": "correct-horse-1", "name": "Asha"}
+# Sample path values: enough to get past routing to the authorization check.
+PATH_VALUES = {"product_id": "1", "order_id": "1", "filename": "x.css", "version": "1", "name": "x"}
+DENIED = (401, 403)
 
 
-def _admin_operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
-    """(method, path) of every operation whose security requires the admin role."""
-    found = []
-    for path, item in spec["paths"].items():
-        for method, operation in item.items():
-            for requirement in operation.get("security", []):
-                if "admin" in requirement.get("BearerAuth", []):
-                    found.append((method, path))
-    return found
+def app_routes(app: Flask) -> list[tuple[str, str]]:
+    """(method, rule) of every route in the app's URL map; HEAD and OPTIONS are Flask's."""
+    return sorted(
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods or ()
+        if method not in ("HEAD", "OPTIONS")
+    )
 
 
-def test_customers_get_403_on_every_admin_route(
-    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str]
+def _url(rule: str) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: PATH_VALUES[m.group(1)], rule)
+
+
+def access_violations(
+    app: Flask,
+    client: FlaskClient,
+    customer: dict[str, str],
+    admin: dict[str, str],
+    expected: dict[tuple[str, str], str],
+) -> list[str]:
+    """Every way the app's routes differ from `expected`, as sentences (empty: none)."""
+    routes = app_routes(app)
+    problems = [f"{m} {r} is not in the access table" for m, r in routes if (m, r) not in expected]
+    problems += [f"{m} {r} is listed but not routed" for m, r in expected if (m, r) not in routes]
+    # Logout revokes the token the other checks use: it goes last.
+    ordered = sorted(routes, key=lambda route: route == ("POST", "/api/v1/auth/logout"))
+    for method, rule in ordered:
+        if (method, rule) not in expected:
+            continue
+        needs = expected[method, rule]
+
+        def status(headers: dict[str, str] | None, method: str = method, rule: str = rule) -> int:
+            body = {} if method in ("POST", "PUT", "PATCH") else None
+            return client.open(_url(rule), method=method, json=body, headers=headers).status_code
+
+        anonymous, as_customer, as_admin = status(None), status(customer), status(admin)
+        if needs == PUBLIC and anonymous in DENIED:
+            problems.append(f"{method} {rule} is for {needs}, but anonymous got {anonymous}")
+        if needs != PUBLIC and anonymous != 401:
+            problems.append(f"{method} {rule} is for {needs}, but anonymous got {anonymous}")
+        if needs == ADMIN and as_customer != 403:
+            problems.append(f"{method} {rule} is for {needs}, but a customer got {as_customer}")
+        if needs != ADMIN and as_customer in DENIED:
+            problems.append(f"{method} {rule} is for {needs}, but a customer got {as_customer}")
+        if as_admin in DENIED:
+            problems.append(f"{method} {rule} is for {needs}, but an admin got {as_admin}")
+    return problems
+
+
+def test_every_route_answers_only_whom_the_access_table_allows(
+    seeded: Flask,
+    client: FlaskClient,
+    customer_headers: dict[str, str],
+    admin_headers: dict[str, str],
 ) -> None:
-    spec = client.get("/openapi.json").get_json()
-    operations = _admin_operations(spec)
-    assert len(operations) >= 5  # categories, products x3, order status (guards the lookup)
-    for method, path in operations:
-        url = path.format(**PATH_VALUES)
-        response = client.open(url, method=method.upper(), json={}, headers=customer_headers)
-        assert response.status_code == 403, (method, path, response.status_code)
-        anonymous = client.open(url, method=method.upper(), json={})
-        assert anonymous.status_code == 401, (method, path)
+    assert sum(role == ADMIN for role in EXPECTED_ACCESS.values()) >= 5
+    assert access_violations(seeded, client, customer_headers, admin_headers, EXPECTED_ACCESS) == []
+
+
+Mistake = tuple[dict[tuple[str, str], str], list[str]]  # the table, the complaints expected
+
+
+def _forgot_the_role(app: Flask) -> Mistake:
+    """An admin route whose author left out roles=["admin"]."""
+    app.add_url_rule(
+        "/api/v1/admin/reindex",
+        "forgot_role",
+        app.auth_required(bearer_auth)(lambda: {"reindexed": True}),  # type: ignore[attr-defined]
+        methods=["POST"],
+    )
+    table = EXPECTED_ACCESS | {("POST", "/api/v1/admin/reindex"): ADMIN}
+    return table, ["POST /api/v1/admin/reindex is for an admin, but a customer got 200"]
+
+
+def _forgot_auth(app: Flask) -> Mistake:
+    """An admin route with no auth at all."""
+    app.add_url_rule("/api/v1/admin/export", "forgot_auth", lambda: {"rows": []})
+    table = EXPECTED_ACCESS | {("GET", "/api/v1/admin/export"): ADMIN}
+    return table, [
+        "GET /api/v1/admin/export is for an admin, but anonymous got 200",
+        "GET /api/v1/admin/export is for an admin, but a customer got 200",
+    ]
+
+
+def _not_in_the_table(app: Flask) -> Mistake:
+    """A new route nobody classified (its role is right, but that was luck, not a test)."""
+    view = app.auth_required(bearer_auth, roles=["admin"])(lambda: {})  # type: ignore[attr-defined]
+    app.add_url_rule("/api/v1/admin/purge", "unlisted", view, methods=["DELETE"])
+    return EXPECTED_ACCESS, ["DELETE /api/v1/admin/purge is not in the access table"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # a check of the check: one backend is enough
+@pytest.mark.parametrize("mistake", [_forgot_the_role, _forgot_auth, _not_in_the_table])
+def test_the_access_check_catches_a_route_that_gets_it_wrong(
+    app: Flask, client: FlaskClient, mistake: Callable[[Flask], Mistake]
+) -> None:
+    """Self-check: the same check on an app with one wrong route names exactly that route."""
+    table, complaints = mistake(app)  # before the first request: Flask takes no routes after
+    with app.app_context():
+        create_admin(session(), ADMIN_USER["email"], ADMIN_USER["password"])
+    client.post("/api/v1/auth/register", json=CUSTOMER)
+    customer = bearer(client, CUSTOMER["email"], CUSTOMER["password"])
+    admin = bearer(client, ADMIN_USER["email"], ADMIN_USER["password"])
+    assert access_violations(app, client, customer, admin, table) == complaints
 
 
 def test_no_user_reaches_another_users_order_or_cart(
