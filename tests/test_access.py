@@ -12,6 +12,7 @@ from sqlalchemy import delete
 
 from flipkart_api.auth.models import User
 from flipkart_api.db import session
+from flipkart_api.uow import UnitOfWork
 
 from .conftest import bearer
 from .test_orders import ADDRESS, in_stock_ids, order
@@ -84,9 +85,8 @@ def test_token_of_a_deleted_user_is_rejected(
     app: Flask, client: FlaskClient, customer_headers: dict[str, str]
 ) -> None:
     assert client.get("/api/v1/users/me", headers=customer_headers).status_code == 200
-    with app.app_context():
+    with app.app_context(), UnitOfWork(session()):
         session().execute(delete(User).where(User.email == "asha@example.in"))
-        session().commit()
     assert client.get("/api/v1/users/me", headers=customer_headers).status_code == 401
 
 
