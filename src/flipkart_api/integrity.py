@@ -33,6 +33,7 @@ KNOWN: Mapping[str, ErrorFactory] = {
     "fk_categories_parent_id_categories": lambda: InvalidInput("parent_id", "no such category"),
     "fk_products_category_id_categories": lambda: InvalidInput("category", "no such category"),
     "fk_cart_items_product_id_products": lambda: NotFound("No such product."),
+    "fk_cart_items_user_id_users": lambda: NotFound("No such user."),
 }
 
 
