@@ -239,6 +239,15 @@ def test_a_missing_referenced_row_is_a_404(sess: Session, shoe: Product, user_id
         add_to_cart()
 
 
+def test_a_cart_line_for_a_missing_product_is_a_404_naming_it(
+    client: FlaskClient, customer_headers: dict[str, str]
+) -> None:
+    """Through the API: the foreign key the cart's unit explains (SQLite names none)."""
+    put = client.put("/api/v1/cart/items/999999", json={"quantity": 1}, headers=customer_headers)
+    assert put.status_code == 404
+    assert put.get_json()["detail"] == "Product 999999 does not exist."
+
+
 def test_an_unknown_constraint_is_re_raised(sess: Session, shoe: Product) -> None:
     """A CHECK no rule explains is a bug: it propagates and the unit rolls back."""
     with pytest.raises(IntegrityError), UnitOfWork(sess):
