@@ -16,6 +16,7 @@ from flipkart_api.auth.models import User
 from flipkart_api.auth.routes import bearer as bearer_auth
 from flipkart_api.auth.service import create_admin
 from flipkart_api.db import session
+from flipkart_api.uow import UnitOfWork
 
 from .conftest import ADMIN as ADMIN_USER
 from .conftest import bearer
@@ -208,9 +209,8 @@ def test_token_of_a_deleted_user_is_rejected(
     app: Flask, client: FlaskClient, customer_headers: dict[str, str]
 ) -> None:
     assert client.get("/api/v1/users/me", headers=customer_headers).status_code == 200
-    with app.app_context():
+    with app.app_context(), UnitOfWork(session()):
         session().execute(delete(User).where(User.email == "asha@example.in"))
-        session().commit()
     assert client.get("/api/v1/users/me", headers=customer_headers).status_code == 401
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from flipkart_api.auth.models import User
 from flipkart_api.db import session
 from flipkart_api.migrate import upgrade
+from flipkart_api.uow import UnitOfWork
 
 from . import servers
 from .test_cli import CLI
@@ -206,11 +207,10 @@ def test_old_argon2_hashes_are_upgraded_at_login(app: Flask, client: FlaskClient
     user = {"email": "old@example.in", "password": "old-pass-12", "name": "O"}
     assert client.post("/api/v1/auth/register", json=user).status_code == 201
     old_hash = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(user["password"])
-    with app.app_context():
+    with app.app_context(), UnitOfWork(session()):
         session().execute(
             update(User).where(User.email == user["email"]).values(password_hash=old_hash)
         )
-        session().commit()
     login = {"email": user["email"], "password": user["password"]}
     assert client.post("/api/v1/auth/token", json=login).status_code == 200
     with app.app_context():

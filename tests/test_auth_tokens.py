@@ -14,6 +14,7 @@ from sqlalchemy import event, select
 from flipkart_api.auth.models import RevokedToken, User
 from flipkart_api.auth.service import set_role
 from flipkart_api.db import engine, session
+from flipkart_api.uow import UnitOfWork
 
 from .conftest import ADMIN, bearer
 
@@ -129,8 +130,8 @@ def test_logout_purges_expired_denylist_rows(
     past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     with app.app_context():
         user_id = session().scalar(select(User.id).where(User.email == user["email"]))
-        session().add(RevokedToken(jti="long-expired", user_id=user_id, expires_at=past))
-        session().commit()
+        with UnitOfWork(session()):
+            session().add(RevokedToken(jti="long-expired", user_id=user_id, expires_at=past))
     assert client.post("/api/v1/auth/logout", json={}, headers=headers).status_code == 204
     with app.app_context():
         left = session().scalars(select(RevokedToken.jti)).all()

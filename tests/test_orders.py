@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flipkart_api import create_app
+from flipkart_api.uow import UnitOfWork
 
 from .conftest import bearer, sqlite_settings
 
@@ -267,8 +268,8 @@ def test_a_key_past_its_ttl_is_claimed_afresh(
     with seeded.app_context():
         sess = db.session()
         aged = db.utcnow() - dt.timedelta(hours=ttl, minutes=1)
-        sess.execute(update(IdempotencyKey).values(created_at=aged))
-        sess.commit()
+        with UnitOfWork(sess):
+            sess.execute(update(IdempotencyKey).values(created_at=aged))
     again = order(client, headers, [(b, 1)])  # another body: no 422 once the key expired
     assert first.status_code == again.status_code == 201
     assert "Idempotent-Replayed" not in again.headers

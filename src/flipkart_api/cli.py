@@ -92,9 +92,7 @@ def seed(products: int, if_empty: bool, quiet: bool) -> None:
             if done % step == 0 or done == products:
                 say(f"  {done:,}/{products:,} products")
 
-        added = seed_catalog(sess, products, progress)
-        cache = app.extensions["cache"]
-        cache.invalidate(generations=["catalog"])
+        added = seed_catalog(sess, products, progress)  # invalidates the cache as it commits
     say(f"seeded: {added:,} new products")
 
 

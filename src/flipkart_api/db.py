@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -138,7 +138,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    """BEGIN IMMEDIATE for write units: take the write lock first, waiting for it.
+    """BEGIN IMMEDIATE for a unit of work (uow.py): take the write lock first, waiting for it.
 
     A deferred transaction that reads and then writes can fail at once with SQLITE_BUSY when
     another writer committed in between; taking the lock up front makes writers queue.
@@ -151,7 +151,11 @@ def init_app(app: Flask, settings: Settings) -> None:
     """Create the engine and session factory and close the request's session on teardown."""
     engine = build_engine(settings)
     app.extensions["db_engine"] = engine
-    app.extensions["db_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    from .uow import guard  # uow imports this module
+
+    guard(factory)  # every write goes through a unit of work
+    app.extensions["db_sessionmaker"] = factory
     app.teardown_appcontext(_close_session)
 
 
@@ -162,28 +166,13 @@ def engine() -> Engine:
 
 
 def session() -> Session:
-    """The request's session, created on first use; rolled back and closed at teardown."""
+    """The request's session, created on first use; rolled back and closed at teardown.
+
+    It reads; it writes only inside a unit of work (uow.UnitOfWork).
+    """
     if "db_session" not in g:
         g.db_session = current_app.extensions["db_sessionmaker"]()
     sess: Session = g.db_session
-    return sess
-
-
-def begin_write() -> Session:
-    """The request's session, ready to write; what it loaded before is read afresh.
-
-    SQLite: a fresh transaction that takes the write lock first (BEGIN IMMEDIATE).
-    PostgreSQL: the read transaction the request may have begun (the authenticated user)
-    goes on: under READ COMMITTED every statement sees what is committed when it runs, and
-    rolling back first cost a round trip per write. Either way, ORM objects loaded before
-    are expired, so callers never act on what they read before this call.
-    """
-    sess = session()
-    if sess.get_bind().dialect.name == "sqlite":
-        sess.rollback()
-        sess.connection(execution_options={"sqlite_immediate": True})
-    else:
-        sess.expire_all()
     return sess
 
 
@@ -214,13 +203,6 @@ def dialect_insert(sess: Session, table: Any) -> Any:
 def insert_ignoring_conflicts(sess: Session, table: Any) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING for the session's backend (PostgreSQL or SQLite)."""
     return dialect_insert(sess, table).on_conflict_do_nothing()
-
-
-def is_foreign_key_violation(error: IntegrityError) -> bool:
-    """True when the IntegrityError is a missing referenced row (SQLSTATE 23503 / SQLite's)."""
-    if getattr(error.orig, "sqlstate", None) == "23503":  # psycopg
-        return True
-    return "FOREIGN KEY constraint failed" in str(error.orig)  # sqlite3 has no SQLSTATE
 
 
 @contextlib.contextmanager

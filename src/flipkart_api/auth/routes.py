@@ -9,6 +9,7 @@ from apiflask.exceptions import HTTPError
 from flask import current_app, g
 from flask.sansio.blueprints import BlueprintSetupState
 
+from .. import db
 from ..limits import limit_from_settings, limiter
 from . import service
 from .models import User
@@ -106,7 +107,7 @@ def current_claims() -> AccessClaims:
 @bp.doc(responses=[409, 422, 429, 503])
 def register(data: RegisterIn) -> Any:
     """Create a customer account."""
-    return UserOut.model_validate(service.register(data))
+    return UserOut.model_validate(service.register(db.session(), data))
 
 
 @bp.post("/auth/token")
@@ -116,7 +117,7 @@ def register(data: RegisterIn) -> Any:
 @bp.doc(responses=[401, 422, 429, 503])
 def token(data: TokenIn) -> Any:
     """Exchange email and password for a bearer token."""
-    return service.issue_token(data)
+    return service.issue_token(db.session(), data)
 
 
 @bp.post("/auth/logout")
@@ -127,7 +128,7 @@ def token(data: TokenIn) -> Any:
 @bp.doc(responses=[401, 422])
 def logout(data: LogoutIn) -> Any:
     """Revoke this token, or with {"all": true} every token of the user."""
-    service.logout(current_claims(), everywhere=data.all)
+    service.logout(db.session(), current_claims(), everywhere=data.all)
     return ""
 
 
@@ -147,4 +148,4 @@ def me() -> Any:
 @bp.doc(responses=[401, 422, 429, 503])
 def change_password(data: PasswordChangeIn) -> Any:
     """Change the password; every existing token is revoked and a fresh one is returned."""
-    return service.change_password(current_user().id, data)
+    return service.change_password(db.session(), current_user().id, data)

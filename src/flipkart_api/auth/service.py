@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import current_app
 from flask.sansio.app import App
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import db
-from ..errors import Conflict, InvalidInput, NotFound, Unauthorized
+from ..errors import InvalidInput, NotFound, Unauthorized
+from ..uow import UnitOfWork
 from . import security
 from .models import ROLES, RevokedToken, User
 from .schemas import PasswordChangeIn, RegisterIn, TokenIn, TokenOut, normalise_email
@@ -50,23 +50,21 @@ def _new_password_hash(password: str) -> str:
     return _hashing().hash(password)
 
 
-def register(data: RegisterIn) -> User:
-    """Create a customer; the email is unique case-insensitively (stored lower-cased)."""
+def register(sess: Session, data: RegisterIn) -> User:
+    """Create a customer; the email is unique case-insensitively (stored lower-cased).
+
+    A taken email is a 409 (uq_users_email, integrity.KNOWN).
+    """
     password_hash = _hashing().hash(data.password)  # before the write lock, not under it
-    sess = db.begin_write()
     user = User(email=data.email, name=data.name, password_hash=password_hash, role="customer")
-    sess.add(user)
-    try:
-        sess.commit()
-    except IntegrityError:
-        sess.rollback()
-        raise Conflict("An account with this email already exists.") from None
+    with UnitOfWork(sess):
+        sess.add(user)
     return user
 
 
-def issue_token(data: TokenIn) -> TokenOut:
+def issue_token(sess: Session, data: TokenIn) -> TokenOut:
     """Check credentials with equal work for unknown emails; one answer for every failure."""
-    user = db.session().scalar(select(User).where(User.email == data.email.strip().lower()))
+    user = sess.scalar(select(User).where(User.email == data.email.strip().lower()))
     if user is None:
         _hashing().burn_verification_time(data.password)
         raise Unauthorized("Incorrect email or password.")
@@ -75,13 +73,12 @@ def issue_token(data: TokenIn) -> TokenOut:
         raise Unauthorized("Incorrect email or password.")
     user_id, version, old_hash = user.id, user.token_version, user.password_hash
     if upgraded_hash is not None:  # made with older argon2 parameters: store today's
-        sess = db.begin_write()
-        sess.execute(  # unless the password changed meanwhile
-            update(User)
-            .where(User.id == user_id, User.password_hash == old_hash)
-            .values(password_hash=upgraded_hash)
-        )
-        sess.commit()
+        with UnitOfWork(sess):
+            sess.execute(  # unless the password changed meanwhile
+                update(User)
+                .where(User.id == user_id, User.password_hash == old_hash)
+                .values(password_hash=upgraded_hash)
+            )
     return _token_for(user_id, version)
 
 
@@ -102,31 +99,29 @@ def user_for_token(token: str) -> tuple[User, AccessClaims]:
     return user, claims
 
 
-def logout(claims: AccessClaims, *, everywhere: bool) -> None:
+def logout(sess: Session, claims: AccessClaims, *, everywhere: bool) -> None:
     """Revoke this token (denylisted until it expires), or every token of its user."""
-    sess = db.begin_write()
-    if everywhere:
-        _bump_token_version(sess, claims.user_id)
-    else:
+    with UnitOfWork(sess):
+        if everywhere:
+            _bump_token_version(sess, claims.user_id)
+            return
         row = {"jti": claims.jti, "user_id": claims.user_id, "expires_at": claims.expires_at}
         sess.execute(db.insert_ignoring_conflicts(sess, RevokedToken.__table__), [row])
         # Purged as we go: a denylisted token is only needed until it would have expired.
         sess.execute(delete(RevokedToken).where(RevokedToken.expires_at < db.utcnow()))
-    sess.commit()
 
 
-def change_password(user_id: int, data: PasswordChangeIn) -> TokenOut:
+def change_password(sess: Session, user_id: int, data: PasswordChangeIn) -> TokenOut:
     """Set a new password, revoke every token, and hand back a fresh one for this client."""
-    user = db.session().get(User, user_id)
+    user = sess.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
     matches, _ = _hashing().verify(user.password_hash, data.current_password)
     if not matches:
         raise InvalidInput("current_password", "is not the current password")
     password_hash = _new_password_hash(data.new_password)
-    sess = db.begin_write()
-    version = _bump_token_version(sess, user_id, password_hash=password_hash)
-    sess.commit()
+    with UnitOfWork(sess):
+        version = _bump_token_version(sess, user_id, password_hash=password_hash)
     return _token_for(user_id, version)
 
 
@@ -152,13 +147,17 @@ def set_role(sess: Session, email: str, role: str) -> bool:
     """Give the user `role`, revoking their tokens when it changes; False when it had it."""
     if role not in ROLES:
         raise InvalidInput("role", f"must be one of {', '.join(ROLES)}")
+    with UnitOfWork(sess):
+        return _assign_role(sess, email, role)
+
+
+def _assign_role(sess: Session, email: str, role: str) -> bool:
     user = find_user(sess, email)
     if user is None:
         raise NotFound(f"No user with email {email.strip().lower()}.")
     if user.role == role:
         return False
     _bump_token_version(sess, user.id, role=role)
-    sess.commit()
     return True
 
 
@@ -173,26 +172,29 @@ def create_admin(
     """Create an admin, or promote an existing user; returns (user, created).
 
     An existing user's password changes only with `reset_password` (which, like a role
-    change, revokes their tokens). The email must be one the API would accept.
+    change, revokes their tokens). The email must be one the API would accept. One unit of
+    work: a reset password and the promotion commit together or not at all.
     """
     try:
         email = normalise_email(email)
     except ValueError:
         raise InvalidInput("email", "is not a valid email address") from None
-    user = find_user(sess, email)
-    if user is None:
-        if password is None:
-            raise InvalidInput("password", "is required to create an account")
-        user = User(email=email, name=name, password_hash=_new_password_hash(password))
-        user.role = "admin"
-        sess.add(user)
-        sess.commit()
-        return user, True
-    if reset_password:
-        if password is None:
-            raise InvalidInput("password", "is required to reset it")
-        _bump_token_version(sess, user.id, password_hash=_new_password_hash(password))
-        sess.commit()
-    set_role(sess, email, "admin")
+    needs_hash = reset_password or find_user(sess, email) is None
+    # Hashed before the write lock, not under it.
+    password_hash = _new_password_hash(password) if needs_hash and password is not None else None
+    with UnitOfWork(sess):
+        user = find_user(sess, email)
+        if user is None:
+            if password_hash is None:
+                raise InvalidInput("password", "is required to create an account")
+            user = User(email=email, name=name, password_hash=password_hash)
+            user.role = "admin"
+            sess.add(user)
+            return user, True
+        if reset_password:
+            if password_hash is None:
+                raise InvalidInput("password", "is required to reset it")
+            _bump_token_version(sess, user.id, password_hash=password_hash)
+        _assign_role(sess, email, "admin")
     sess.refresh(user)
     return user, False

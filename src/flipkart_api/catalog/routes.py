@@ -7,6 +7,7 @@ from typing import Any
 from apiflask import APIBlueprint
 from flask import url_for
 
+from .. import db
 from ..auth.routes import bearer
 from ..responses import json_bytes
 from . import service
@@ -39,7 +40,7 @@ def list_categories() -> Any:
 @bp.doc(responses=[403, 409, 422])
 def create_category(data: CategoryIn) -> Any:
     """Create a category (admin)."""
-    return CategoryOut.model_validate(service.create_category(data))
+    return CategoryOut.model_validate(service.create_category(db.session(), data))
 
 
 @bp.get("/products")
@@ -68,7 +69,7 @@ def get_product(product_id: int) -> Any:
 @bp.doc(responses=[403, 409, 422])
 def create_product(data: ProductIn) -> Any:
     """Create a product (admin)."""
-    product = service.create_product(data)
+    product = service.create_product(db.session(), data)
     location = url_for("catalog.get_product", product_id=product.id)
     return ProductOut.model_validate(product), 201, {"Location": location}
 
@@ -80,7 +81,7 @@ def create_product(data: ProductIn) -> Any:
 @bp.doc(responses=[403, 404, 409, 422])
 def update_product(product_id: int, data: ProductPatch) -> Any:
     """Change some fields of a product (admin)."""
-    return ProductOut.model_validate(service.update_product(product_id, data))
+    return ProductOut.model_validate(service.update_product(db.session(), product_id, data))
 
 
 @bp.delete("/products/<int:product_id>")
@@ -89,5 +90,5 @@ def update_product(product_id: int, data: ProductPatch) -> Any:
 @bp.doc(responses=[403, 404])
 def delete_product(product_id: int) -> Any:
     """Delete a product (admin)."""
-    service.delete_product(product_id)
+    service.delete_product(db.session(), product_id)
     return ""

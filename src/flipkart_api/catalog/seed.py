@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from collections.abc import Callable
 
@@ -9,7 +10,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ..db import insert_ignoring_conflicts, utcnow
-from ..seed_data import CATEGORIES, iter_products
+from ..seed_data import CATEGORIES, ProductSeed, iter_products
+from ..uow import UnitOfWork
 from .models import Category, Product
 
 BATCH = 5000
@@ -18,18 +20,24 @@ BATCH = 5000
 def seed_catalog(
     sess: Session, products: int, progress: Callable[[int], None] | None = None
 ) -> int:
-    """Ensure the category tree and products 0..products-1 exist; returns products added."""
+    """Ensure the category tree and products 0..products-1 exist; returns products added.
+
+    One unit of work per batch, not one for the whole run: a million rows in one
+    transaction would hold SQLite's write lock for minutes. Each batch invalidates the
+    catalog's cached lists once it has committed, so a running server shows it.
+    """
     now = utcnow()
-    ids = {c.slug: c.id for c in sess.scalars(select(Category))}
-    for cat in CATEGORIES:
-        if cat.slug not in ids:
-            parent_id = ids[cat.parent_slug] if cat.parent_slug else None
-            ids[cat.slug] = sess.execute(
-                insert(Category)
-                .values(slug=cat.slug, name=cat.name, parent_id=parent_id, created_at=now)
-                .returning(Category.id)
-            ).scalar_one()
-    sess.commit()
+    with UnitOfWork(sess) as uow:
+        ids = {c.slug: c.id for c in sess.scalars(select(Category))}
+        for cat in CATEGORIES:
+            if cat.slug not in ids:
+                parent_id = ids[cat.parent_slug] if cat.parent_slug else None
+                ids[cat.slug] = sess.execute(
+                    insert(Category)
+                    .values(slug=cat.slug, name=cat.name, parent_id=parent_id, created_at=now)
+                    .returning(Category.id)
+                ).scalar_one()
+                uow.after_commit(_invalidate_catalog)
 
     before = sess.scalar(select(func.count()).select_from(Product)) or 0
     generated = iter_products(products)
@@ -37,33 +45,42 @@ def seed_catalog(
     while batch := list(itertools.islice(generated, BATCH)):
         # Skip what exists rather than lean on ON CONFLICT alone: every conflicting insert
         # burns a sequence value, and re-seeding to a larger size left id gaps (404s).
-        skus = [p.sku for p in batch]
-        present = set(sess.scalars(select(Product.sku).where(Product.sku.in_(skus))))
-        rows = [
-            {
-                "sku": p.sku,
-                "slug": p.slug,
-                "name": p.name,
-                "description": p.description,
-                "brand": p.brand,
-                "category_id": ids[p.category_slug],
-                "price": p.price,
-                "mrp": p.mrp,
-                "currency": "INR",
-                "stock": p.stock,
-                "rating": p.rating,
-                "images": p.images,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for p in batch
-            if p.sku not in present
-        ]
-        if rows:
-            sess.execute(insert_ignoring_conflicts(sess, Product.__table__), rows)
-        sess.commit()
+        with UnitOfWork(sess) as uow:
+            skus = [p.sku for p in batch]
+            present = set(sess.scalars(select(Product.sku).where(Product.sku.in_(skus))))
+            rows = [_row(p, ids[p.category_slug], now) for p in batch if p.sku not in present]
+            if rows:
+                sess.execute(insert_ignoring_conflicts(sess, Product.__table__), rows)
+                uow.after_commit(_invalidate_catalog)
         done += len(batch)
         if progress:
             progress(done)
     after = sess.scalar(select(func.count()).select_from(Product)) or 0
     return after - before
+
+
+def _row(p: ProductSeed, category_id: int, now: dt.datetime) -> dict[str, object]:
+    """One generated product as a products row."""
+    return {
+        "sku": p.sku,
+        "slug": p.slug,
+        "name": p.name,
+        "description": p.description,
+        "brand": p.brand,
+        "category_id": category_id,
+        "price": p.price,
+        "mrp": p.mrp,
+        "currency": "INR",
+        "stock": p.stock,
+        "rating": p.rating,
+        "images": p.images,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _invalidate_catalog() -> None:
+    """The cached lists (and details) of the app this runs in no longer hold."""
+    from .service import invalidate_products  # the service imports the models; keep seed light
+
+    invalidate_products([])

@@ -6,12 +6,13 @@ import hashlib
 from typing import Any
 
 from sqlalchemy import Row, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from .. import db
 from ..cache import CacheStatus, cache
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import encode_cursor
+from ..uow import UnitOfWork
 from .models import Category, Product, discount_percent
 from .product_slugs import free_product_slug
 from .schemas import (
@@ -40,7 +41,10 @@ def product_key(product_id: int) -> str:
 
 
 def invalidate_products(product_ids: list[int]) -> None:
-    """After a commit that changed these products (or categories): drop details and lists."""
+    """After a commit that changed these products (or categories): drop details and lists.
+
+    Registered with UnitOfWork.after_commit, so it runs exactly when the change is visible.
+    """
     cache().invalidate(keys=[product_key(pid) for pid in product_ids], generations=[CATALOG])
 
 
@@ -59,24 +63,22 @@ def list_categories() -> tuple[bytes, CacheStatus]:
     return cache().read_through(_list_key("categories"), load)
 
 
-def create_category(data: CategoryIn) -> Category:
+def create_category(sess: Session, data: CategoryIn) -> Category:
     """Add a category under an existing parent; the slug must be unique."""
-    sess = db.begin_write()
     slug = data.slug or slugify(data.name, max_length=100)
     if not slug:
         raise InvalidInput("slug", "cannot derive a slug from this name; send one")
     if slug.isdigit():  # ?category=2024 means the category with id 2024
         raise InvalidInput("slug", "must contain a letter (a number is read as a category id)")
-    if data.parent_id is not None and sess.get(Category, data.parent_id) is None:
-        raise InvalidInput("parent_id", "no such category")
-    category = Category(name=data.name, slug=slug, parent_id=data.parent_id)
-    sess.add(category)
-    try:
-        sess.commit()
-    except IntegrityError:
-        sess.rollback()
-        raise Conflict(f"A category with slug '{slug}' already exists.") from None
-    invalidate_products([])
+    with UnitOfWork(sess) as uow:
+        uow.explain(
+            "uq_categories_slug", lambda: Conflict(f"A category with slug '{slug}' already exists.")
+        )
+        if data.parent_id is not None and sess.get(Category, data.parent_id) is None:
+            raise InvalidInput("parent_id", "no such category")
+        category = Category(name=data.name, slug=slug, parent_id=data.parent_id)
+        sess.add(category)
+        uow.after_commit(lambda: invalidate_products([]))
     return category
 
 
@@ -178,67 +180,68 @@ def _product_from_row(row: Row[Any]) -> ProductOut:
 
 
 # -- product writes --------------------------------------------------------------
-def _category_by_slug(slug: str) -> Category:
-    category = db.session().scalar(select(Category).where(Category.slug == slug))
+def _category_by_slug(sess: Session, slug: str) -> Category:
+    category = sess.scalar(select(Category).where(Category.slug == slug))
     if category is None:
         raise InvalidInput("category", "no such category")
     return category
 
 
-def _commit_product(product: Product) -> None:
-    try:
-        db.session().commit()
-    except IntegrityError:
-        db.session().rollback()
-        raise Conflict(f"A product with sku '{product.sku}' already exists.") from None
-
-
-def create_product(data: ProductIn) -> Product:
-    """Add a product; 409 for a duplicate sku."""
-    db.begin_write()
-    fields: dict[str, Any] = data.model_dump(exclude={"category", "images"})
-    product = Product(
-        **fields,
-        slug=free_product_slug(db.session(), data.name, data.sku),
-        category=_category_by_slug(data.category),
-        images=[str(url) for url in data.images],
-        currency="INR",
+def _explain_product_conflicts(uow: UnitOfWork, product: Product) -> None:
+    """Name the value that collided: the sku, or the slug derived from name and sku."""
+    sku, slug = product.sku, product.slug
+    uow.explain("uq_products_sku", lambda: Conflict(f"A product with sku '{sku}' already exists."))
+    uow.explain(
+        "uq_products_slug", lambda: Conflict(f"A product with slug '{slug}' already exists.")
     )
-    db.session().add(product)
-    _commit_product(product)
-    invalidate_products([product.id])
+
+
+def create_product(sess: Session, data: ProductIn) -> Product:
+    """Add a product; 409 for a duplicate sku (or slug)."""
+    fields: dict[str, Any] = data.model_dump(exclude={"category", "images"})
+    with UnitOfWork(sess) as uow:
+        product = Product(
+            **fields,
+            slug=free_product_slug(sess, data.name, data.sku),
+            category=_category_by_slug(sess, data.category),
+            images=[str(url) for url in data.images],
+            currency="INR",
+        )
+        sess.add(product)
+        _explain_product_conflicts(uow, product)
+        uow.after_commit(lambda: invalidate_products([product.id]))
     return product
 
 
-def update_product(product_id: int, data: ProductPatch) -> Product:
+def update_product(sess: Session, product_id: int, data: ProductPatch) -> Product:
     """Change the fields sent; keep price <= mrp against stored values."""
-    product = db.begin_write().get(Product, product_id)
-    if product is None:
-        raise NotFound(f"Product {product_id} does not exist.")
-    changes = data.model_dump(exclude_unset=True)
-    if "category" in changes:
-        product.category = _category_by_slug(changes.pop("category"))
-    if "images" in changes:
-        product.images = [str(url) for url in changes.pop("images")]
-    for name, value in changes.items():
-        setattr(product, name, value)
-    if product.price > product.mrp:
-        if "mrp" in changes and "price" not in changes:  # blame the field the client sent
-            raise InvalidInput("mrp", MRP_UNDER_PRICE)
-        raise InvalidInput("price", PRICE_OVER_MRP)  # the field and words POST uses
-    if "name" in changes or "sku" in changes:
-        product.slug = free_product_slug(db.session(), product.name, product.sku, product.id)
-    _commit_product(product)
-    invalidate_products([product.id])
+    with UnitOfWork(sess) as uow:
+        product = sess.get(Product, product_id)
+        if product is None:
+            raise NotFound(f"Product {product_id} does not exist.")
+        changes = data.model_dump(exclude_unset=True)
+        if "category" in changes:
+            product.category = _category_by_slug(sess, changes.pop("category"))
+        if "images" in changes:
+            product.images = [str(url) for url in changes.pop("images")]
+        for name, value in changes.items():
+            setattr(product, name, value)
+        if product.price > product.mrp:
+            if "mrp" in changes and "price" not in changes:  # blame the field the client sent
+                raise InvalidInput("mrp", MRP_UNDER_PRICE)
+            raise InvalidInput("price", PRICE_OVER_MRP)  # the field and words POST uses
+        if "name" in changes or "sku" in changes:
+            product.slug = free_product_slug(sess, product.name, product.sku, product.id)
+        _explain_product_conflicts(uow, product)
+        uow.after_commit(lambda: invalidate_products([product_id]))
     return product
 
 
-def delete_product(product_id: int) -> None:
+def delete_product(sess: Session, product_id: int) -> None:
     """Remove a product; later reads give 404."""
-    sess = db.begin_write()
-    product = sess.get(Product, product_id)
-    if product is None:
-        raise NotFound(f"Product {product_id} does not exist.")
-    sess.delete(product)
-    sess.commit()
-    invalidate_products([product_id])
+    with UnitOfWork(sess) as uow:
+        product = sess.get(Product, product_id)
+        if product is None:
+            raise NotFound(f"Product {product_id} does not exist.")
+        sess.delete(product)
+        uow.after_commit(lambda: invalidate_products([product_id]))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import cast
 
 from sqlalchemy import Table, delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import db
 from ..catalog.models import Product
 from ..errors import NotFound
+from ..uow import UnitOfWork
 from .models import CartItem
 from .schemas import CartLineOut, CartOut
 
@@ -27,9 +27,9 @@ def cart_lines(sess: Session, user_id: int) -> list[tuple[int, int]]:
     return [(pid, qty) for pid, qty in rows]
 
 
-def get_cart(user_id: int) -> CartOut:
+def get_cart(sess: Session, user_id: int) -> CartOut:
     """The cart with current prices and stock."""
-    rows = db.session().execute(
+    rows = sess.execute(
         select(CartItem.quantity, Product)
         .join(Product, Product.id == CartItem.product_id)
         .where(CartItem.user_id == user_id)
@@ -49,14 +49,13 @@ def get_cart(user_id: int) -> CartOut:
     return CartOut(items=items, total=sum(item.line_total for item in items))
 
 
-def set_quantity(user_id: int, product_id: int, quantity: int) -> CartOut:
+def set_quantity(sess: Session, user_id: int, product_id: int, quantity: int) -> CartOut:
     """Put `quantity` units of a product in the cart (replacing what was there).
 
     One upsert, not read-then-write: two concurrent PUTs of a new line both found none and
     both inserted (a unique violation, a 500). The product's existence is the foreign key's
     to check, so a product deleted at any moment before our commit is a 404, never a 500.
     """
-    sess = db.begin_write()
     upsert = db.dialect_insert(sess, CART).values(
         user_id=user_id, product_id=product_id, quantity=quantity, added_at=db.utcnow()
     )
@@ -64,22 +63,19 @@ def set_quantity(user_id: int, product_id: int, quantity: int) -> CartOut:
         index_elements=[CART.c.user_id, CART.c.product_id],
         set_={"quantity": upsert.excluded.quantity},
     )
-    try:
+    with UnitOfWork(sess) as uow:
+        uow.explain(
+            "fk_cart_items_product_id_products",
+            lambda: NotFound(f"Product {product_id} does not exist."),
+        )
         sess.execute(upsert)
-        sess.commit()
-    except IntegrityError as error:
-        sess.rollback()
-        if not db.is_foreign_key_violation(error):
-            raise
-        raise NotFound(f"Product {product_id} does not exist.") from None
-    return get_cart(user_id)
+    return get_cart(sess, user_id)
 
 
-def remove(user_id: int, product_id: int) -> CartOut:
+def remove(sess: Session, user_id: int, product_id: int) -> CartOut:
     """Take a product out of the cart (no error if it was not there)."""
-    sess = db.begin_write()
-    sess.execute(
-        delete(CartItem).where(CartItem.user_id == user_id, CartItem.product_id == product_id)
-    )
-    sess.commit()
-    return get_cart(user_id)
+    with UnitOfWork(sess):
+        sess.execute(
+            delete(CartItem).where(CartItem.user_id == user_id, CartItem.product_id == product_id)
+        )
+    return get_cart(sess, user_id)

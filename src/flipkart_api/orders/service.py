@@ -14,6 +14,7 @@ from ..catalog.models import Product
 from ..catalog.service import invalidate_products
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import decode_cursor, encode_cursor
+from ..uow import UnitOfWork
 from . import caps
 from .cart import cart_lines
 from .lifecycle import can_move
@@ -29,36 +30,50 @@ PRODUCTS = cast(Table, Product.__table__)
 
 
 def place_order(
+    sess: Session,
     user_id: int,
     data: OrderIn,
     idempotency_key: str | None,
     ttl_hours: int,
     limits: caps.OpenOrderCaps,
 ) -> tuple[bytes, int, bool]:
-    """Create an order in one transaction; returns (order JSON, order id, replayed).
+    """Create an order in one unit of work; returns (order JSON, order id, replayed).
 
     Plain INSERT ... RETURNING statements rather than the ORM's unit of work: an order is
     written once and never read back here, and the ORM's bookkeeping was most of the CPU an
     order cost (bench/results, docs/decisions.md). A replay is answered before the caps are
-    checked: it creates nothing.
+    checked: it creates nothing, and rolls back.
     """
     request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
-    sess = db.begin_write()
-    if limits.enabled:
-        caps.lock_customer(sess, user_id)
-    if idempotency_key is not None:
-        stored = _claim_key(sess, user_id, idempotency_key, request_hash, ttl_hours)
-        if stored is not None:
-            sess.rollback()
-            return stored
-    if data.from_cart:
-        lines = cart_lines(sess, user_id)
-        if not lines:
-            raise InvalidInput("from_cart", "the cart is empty")
-    else:
-        lines = [(line.product_id, line.quantity) for line in data.items or []]
-    if limits.enabled:
-        caps.check(sess, user_id, sum(quantity for _, quantity in lines), limits)
+    with UnitOfWork(sess) as uow:
+        if limits.enabled:
+            caps.lock_customer(sess, user_id)
+        if idempotency_key is not None:
+            stored = _claim_key(sess, user_id, idempotency_key, request_hash, ttl_hours)
+            if stored is not None:
+                uow.rollback()
+                return stored
+        if data.from_cart:
+            lines = cart_lines(sess, user_id)
+            if not lines:
+                raise InvalidInput("from_cart", "the cart is empty")
+        else:
+            lines = [(line.product_id, line.quantity) for line in data.items or []]
+        if limits.enabled:
+            caps.check(sess, user_id, sum(quantity for _, quantity in lines), limits)
+        body, order_id = _write_order(sess, user_id, data, idempotency_key, lines)
+        uow.after_commit(lambda: invalidate_products([pid for pid, _ in lines]))
+    return body, order_id, False
+
+
+def _write_order(
+    sess: Session,
+    user_id: int,
+    data: OrderIn,
+    idempotency_key: str | None,
+    lines: list[tuple[int, int]],
+) -> tuple[bytes, int]:
+    """Take the stock, insert the order and its lines, store the answer; (JSON, order id)."""
     items = _reserve_stock(sess, lines)
     now = db.utcnow()
     address = data.shipping_address.model_dump()
@@ -102,9 +117,7 @@ def place_order(
             .where(CartItem.user_id == user_id, CartItem.product_id.in_(ordered))
             .execution_options(synchronize_session=False)
         )
-    sess.commit()
-    invalidate_products([pid for pid, _ in lines])
-    return body, order_id, False
+    return body, order_id
 
 
 def _claim_key(
@@ -202,18 +215,20 @@ def list_orders(user_id: int, is_admin: bool, query: OrderListQuery) -> OrderPag
     return OrderPage(items=[OrderOut.model_validate(o) for o in page], next_cursor=next_cursor)
 
 
-def cancel_order(user_id: int, order_id: int) -> Order:
+def cancel_order(sess: Session, user_id: int, order_id: int) -> Order:
     """The owner cancels; stock comes back in the same transaction, exactly once."""
-    return _move(order_id, "cancelled", owner_id=user_id)
+    with UnitOfWork(sess) as uow:
+        return _move(uow, order_id, "cancelled", owner_id=user_id)
 
 
-def set_status(order_id: int, status: str) -> Order:
+def set_status(sess: Session, order_id: int, status: str) -> Order:
     """An admin moves an order along its lifecycle."""
-    return _move(order_id, status, owner_id=None)
+    with UnitOfWork(sess) as uow:
+        return _move(uow, order_id, status, owner_id=None)
 
 
-def _move(order_id: int, target: str, owner_id: int | None) -> Order:
-    sess = db.begin_write()
+def _move(uow: UnitOfWork, order_id: int, target: str, owner_id: int | None) -> Order:
+    sess = uow.session
     # FOR UPDATE: two cancels of one order serialise, and the second sees 'cancelled'.
     order = sess.get(Order, order_id, with_for_update=True)
     if order is None or (owner_id is not None and order.user_id != owner_id):
@@ -234,7 +249,6 @@ def _move(order_id: int, target: str, owner_id: int | None) -> Order:
             restored.append(item.product_id)
     order.status = target
     order.updated_at = db.utcnow()
-    sess.commit()
     if restored:
-        invalidate_products(restored)
+        uow.after_commit(lambda: invalidate_products(restored))
     return order
