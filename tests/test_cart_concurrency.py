@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TEST_SECRET_KEY, reset_postgres
-from .test_order_concurrency import Api, _serve
+from .test_order_concurrency import Api, _serve, pg_server_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 ROUNDS = 6
@@ -21,16 +20,7 @@ PUTS = 24  # concurrent PUTs of one line per round
 @pytest.fixture
 def pg_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     """The app server on PostgreSQL + Redis, 4 workers x 4 threads."""
-    url = request.getfixturevalue("pg_url")
-    redis_url = request.getfixturevalue("redis_server").url()
-    reset_postgres(url, redis_url)
-    env = {
-        "DATABASE_URL": url,
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": TEST_SECRET_KEY,
-        "WEB_CONCURRENCY": "4",
-        "WEB_THREADS": "4",
-    }
+    env = pg_server_env(request)
     yield from _serve(env, tmp_path)
 
 

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import TEST_SECRET_KEY, reset_postgres
-from .test_order_concurrency import Api, _serve
+from .test_order_concurrency import Api, _serve, pg_server_env
 from .test_orders import ADDRESS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -22,18 +21,7 @@ ATTEMPTS = 30
 @pytest.fixture
 def pg_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     """The app server on PostgreSQL + Redis, 4 workers x 4 threads, default caps (5, 50)."""
-    url = request.getfixturevalue("pg_url")
-    redis_url = request.getfixturevalue("redis_server").url()
-    reset_postgres(url, redis_url)
-    env = {
-        "DATABASE_URL": url,
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": TEST_SECRET_KEY,
-        "WEB_CONCURRENCY": "4",
-        "WEB_THREADS": "4",
-        "ORDERS_MAX_OPEN": "5",
-        "ORDERS_MAX_OPEN_UNITS": "50",
-    }
+    env = pg_server_env(request, ORDERS_MAX_OPEN="5", ORDERS_MAX_OPEN_UNITS="50")
     yield from _serve(env, tmp_path)
 
 

@@ -98,20 +98,26 @@ def _serve(env: dict[str, str], workdir: Path) -> Iterator[Api]:
         assert "Traceback" not in output, output[-3000:]
 
 
+def pg_server_env(request: pytest.FixtureRequest, **extra: str) -> dict[str, str]:
+    """A served app's environment on the emptied session PostgreSQL + Redis, 4 x 4."""
+    url = request.getfixturevalue("pg_url")
+    redis_url = request.getfixturevalue("redis_server").url()
+    reset_postgres(url, redis_url)
+    env = {
+        "DATABASE_URL": url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "WEB_CONCURRENCY": "4",
+        "WEB_THREADS": "4",
+    }
+    return env | extra
+
+
 @pytest.fixture(params=["postgres", "sqlite"])
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     """The app server on PostgreSQL + Redis with 4 workers, or on the embedded SQLite default."""
     if request.param == "postgres":
-        url = request.getfixturevalue("pg_url")
-        redis_url = request.getfixturevalue("redis_server").url()
-        reset_postgres(url, redis_url)
-        env = {
-            "DATABASE_URL": url,
-            "REDIS_URL": redis_url,
-            "SECRET_KEY": TEST_SECRET_KEY,
-            "WEB_CONCURRENCY": "4",
-            "WEB_THREADS": "4",
-        }
+        env = pg_server_env(request)
     else:
         (tmp_path / "instance").mkdir()
         shutil.copy(
