@@ -114,12 +114,12 @@ def test_me_rejects_missing_invalid_expired_and_forged_tokens(
 def test_create_admin_creates_then_promotes_idempotently(app: Flask, client: FlaskClient) -> None:
     client.post("/api/v1/auth/register", json=USER)
     with app.app_context():
-        user, created = create_admin(session(), USER["email"], "new-admin-pass")
-        assert (user.role, created) == ("admin", False)
-        again, created_again = create_admin(session(), USER["email"], "new-admin-pass")
-        assert (again.id, created_again) == (user.id, False)
-        fresh, created_fresh = create_admin(session(), "boss@example.in", "boss-password")
-        assert (fresh.role, created_fresh) == ("admin", True)
+        promoted = create_admin(session(), USER["email"], "new-admin-pass")
+        assert (promoted.user.role, promoted.created) == ("admin", False)
+        again = create_admin(session(), USER["email"], "new-admin-pass")
+        assert (again.user.id, again.created) == (promoted.user.id, False)
+        fresh = create_admin(session(), "boss@example.in", "boss-password")
+        assert (fresh.user.role, fresh.created) == ("admin", True)
     # Promotion kept the user's own password: a new one is set only on request.
     headers = bearer(client, USER["email"], USER["password"])
     assert client.get("/api/v1/users/me", headers=headers).get_json()["role"] == "admin"

@@ -16,7 +16,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from flipkart_api import create_app
-from flipkart_api.cache import KEY_PREFIX, Cache, CacheStatus, MemoryBackend, RedisBackend
+from flipkart_api.cache import KEY_PREFIX, Cache, Cached, CacheStatus
+from flipkart_api.cache_stores import MemoryBackend, RedisBackend
 from flipkart_api.catalog.seed import seed_catalog
 from flipkart_api.db import session
 from flipkart_api.settings import load_settings
@@ -269,7 +270,7 @@ def test_an_evicted_generation_never_revives_older_list_pages(
     for version in range(3):  # three catalog states, each with its page cached
         page = f"products:{cache.generation('catalog')}:page"
         assert (
-            cache.read_through(page, lambda v=version: f"v{v}".encode())[0]
+            cache.read_through(page, lambda v=version: f"v{v}".encode()).body
             == f"v{version}".encode()
         )
         pages.append(page)
@@ -279,6 +280,6 @@ def test_an_evicted_generation_never_revives_older_list_pages(
     for _ in range(2):
         page = f"products:{cache.generation('catalog')}:page"
         assert page not in pages
-        assert cache.read_through(page, lambda: b"now") == (b"now", CacheStatus.MISS)
+        assert cache.read_through(page, lambda: b"now") == Cached(b"now", CacheStatus.MISS)
         pages.append(page)
         cache.invalidate(generations=["catalog"])

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from flipkart_api.cache import BREAKER_SECONDS, KEY_PREFIX, Cache, CacheStatus, RedisBackend
+from flipkart_api.cache import BREAKER_SECONDS, KEY_PREFIX, Cache, Cached, CacheStatus
+from flipkart_api.cache_stores import RedisBackend
 
 from . import servers
 
@@ -39,7 +40,7 @@ def _list_read(cache: Cache, loader: Callable[[], bytes], between: Callable[[], 
     generation = cache.generation("catalog")
     between()
     key = None if generation is None else f"products:{generation}:page"
-    return cache.read_through(key, loader)[0]
+    return cache.read_through(key, loader).body
 
 
 def test_a_read_during_a_flap_stores_nothing_and_serves_nothing_stale(
@@ -63,4 +64,4 @@ def test_a_read_during_a_flap_stores_nothing_and_serves_nothing_stale(
     pause()
     assert _list_read(cache, lambda: b"v1", between=recover) == b"v1"  # never the old page
     assert _list_read(cache, lambda: b"v1", between=lambda: None) == b"v1"  # after recovery
-    assert cache.read_through(None, lambda: b"v1") == (b"v1", CacheStatus.BYPASS)
+    assert cache.read_through(None, lambda: b"v1") == Cached(b"v1", CacheStatus.BYPASS)

@@ -16,8 +16,8 @@ from sqlalchemy import create_engine
 from flipkart_api import migrate
 from flipkart_api.auth import models as _auth  # noqa: F401 - registers tables
 from flipkart_api.catalog import models as _catalog  # noqa: F401 - registers tables
-from flipkart_api.db import Base
 from flipkart_api.orders import models as _orders  # noqa: F401 - registers tables
+from flipkart_api.orm import Base
 
 POSTGRES_ONLY = {
     "search_vector", "title_vector", "body_vector",

@@ -258,7 +258,7 @@ def test_a_key_past_its_ttl_is_claimed_afresh(
 ) -> None:
     from sqlalchemy import update
 
-    from flipkart_api import db
+    from flipkart_api import db, orm
     from flipkart_api.orders.models import IdempotencyKey
 
     a, b = in_stock_ids(client, 2)
@@ -267,7 +267,7 @@ def test_a_key_past_its_ttl_is_claimed_afresh(
     ttl = seeded.config["SETTINGS"].idempotency_ttl_hours
     with seeded.app_context():
         sess = db.session()
-        aged = db.utcnow() - dt.timedelta(hours=ttl, minutes=1)
+        aged = orm.utcnow() - dt.timedelta(hours=ttl, minutes=1)
         with UnitOfWork(sess):
             sess.execute(update(IdempotencyKey).values(created_at=aged))
     again = order(client, headers, [(b, 1)])  # another body: no 422 once the key expired

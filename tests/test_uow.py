@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from flipkart_api import db
+from flipkart_api import orm
 from flipkart_api.auth.models import User
 from flipkart_api.catalog.models import Category, Product
 from flipkart_api.db import session
@@ -280,7 +280,7 @@ def _violation(sess: Session, statement: Any) -> IntegrityError:
 
 def test_both_backends_name_the_same_constraint(sess: Session, shoe: Product, user_id: int) -> None:
     """SQLite reports columns; they resolve to the names PostgreSQL reports."""
-    key = {"user_id": user_id, "key": "k", "request_hash": "h", "created_at": db.utcnow()}
+    key = {"user_id": user_id, "key": "k", "request_hash": "h", "created_at": orm.utcnow()}
     with UnitOfWork(sess):
         sess.execute(insert(IdempotencyKey).values(**key))
     cases = {

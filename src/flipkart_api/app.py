@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 
 from apiflask import APIFlask
-from flask import Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cache, db, docs, errors, headers, limits, logs, openapi, query
+from . import cache, db, docs, headers, limits, logs, openapi, problems, query, routing
 from .cache_front import CacheFront
 from .settings import Settings, load_settings
 
@@ -30,11 +29,13 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         MAX_CONTENT_LENGTH=1024 * 1024,
         INFO={"description": "A storefront API: catalog, search, users. Money is integer paise."},
     )
-    # Declared field order and raw UTF-8, as in the cached bytes pydantic writes and the
-    # problem and health bodies orjson writes (Flask 3 ignores the old JSON_SORT_KEYS).
+    # Declared field order and raw UTF-8 in whatever Flask itself still serialises (the
+    # OpenAPI document), as in the bytes pydantic writes for every route (responses.py) and
+    # orjson for problems (Flask 3 ignores the old JSON_SORT_KEYS).
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    errors.init_app(app)
+    problems.init_app(app)
+    routing.init_app(app)
     openapi.init_app(app)
     docs.init_app(app)
     logs.init_app(app)
@@ -43,13 +44,16 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     limits.init_app(app, settings)
     _register_blueprints(app)
     query.init_app(app)  # reads the routes' declared query models
-    app.after_request(_conditional_get)
     if settings.proxy_hops:
         # Trust X-Forwarded-For/-Proto/-Host from exactly that many proxies, no more.
         n = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     # Outermost: a cached product detail needs none of the layers above.
-    app.wsgi_app = CacheFront(app.wsgi_app, app.extensions["cache"])  # type: ignore[method-assign]
+    from .catalog.routes import FAST_PATHS
+
+    app.wsgi_app = CacheFront(  # type: ignore[method-assign]
+        app.wsgi_app, app.extensions["cache"], app.url_map, FAST_PATHS
+    )
     # Around everything, the cache front's fast path included: nosniff, no-store.
     headers.init_app(app)
     _announce(settings)
@@ -61,18 +65,10 @@ def _register_blueprints(app: APIFlask) -> None:
     from .catalog.routes import bp as catalog_bp
     from .health import bp as health_bp
     from .orders.routes import bp as orders_bp
+    from .tutorial import bp as tutorial_bp
 
-    for bp in (health_bp, auth_bp, catalog_bp, orders_bp):
+    for bp in (tutorial_bp, health_bp, auth_bp, catalog_bp, orders_bp):
         app.register_blueprint(bp)
-
-
-def _conditional_get(response: Response) -> Response:
-    """ETag every successful GET and answer If-None-Match with 304."""
-    if request.method == "GET" and response.status_code == 200 and not response.is_streamed:
-        if "ETag" not in response.headers and response.mimetype == "application/json":
-            response.add_etag()
-        response.make_conditional(request)
-    return response
 
 
 def _announce(settings: Settings) -> None:

@@ -1,64 +1,76 @@
-"""Product-detail cache hits answered before Flask: one Redis GET, the stored bytes as is.
+"""Cache hits answered before Flask: one Redis GET, the stored bytes as they are.
 
-A hit on `GET /api/v1/products/<id>` is the hottest path of a storefront, and on it Flask's
+A hit on a product detail is the hottest path of a storefront, and on it Flask's
 per-request machinery (request context, hooks, the output wrapper) costs several times the
 Redis round trip. Like Django's FetchFromCacheMiddleware, this WSGI layer serves the hit
-itself, with the headers the route sends (X-Cache, ETag and 304, X-Request-ID). Everything
-else goes to Flask untouched: misses, leases, 404s, HEAD, and every request while the cache
-is unusable (breaker open or invalidations waiting to be replayed), which then BYPASSes.
+itself. Which paths it serves, and under which cache key, come from the route (`FastPath`:
+the route's endpoint and the key its service reads); its bytes and headers come from the
+same builder as the route's (responses.json_answer). Everything else goes to Flask
+untouched: misses, leases, 404s, HEAD, and every request while the cache is unusable
+(breaker open or invalidations waiting to be replayed), which then BYPASSes.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-from werkzeug.http import generate_etag, is_resource_modified, quote_etag
+from werkzeug.routing import Map
 
-from .catalog.service import product_key
-from .logs import REQUEST_ID_HEADER, request_id
-from .openapi import ID_PATTERN
+from .cache import CacheStatus
+from .logs import request_id
+from .responses import json_answer
+from .routing import path_pattern
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
     from .cache import Cache
 
-# The same ids the route's converter accepts; anything else (0, leading zeros, >= 2^63) goes
-# to Flask, which answers 404 without a database or cache lookup.
-_PRODUCT_PATH = re.compile(rf"/api/v1/products/({ID_PATTERN})\Z")
+
+@dataclass(frozen=True)
+class FastPath:
+    """A GET route whose cached answer may be served here: its endpoint and cache key."""
+
+    endpoint: str
+    key: Callable[[Mapping[str, str]], str]  # the route's path variables -> its cache key
 
 
 class CacheFront:
-    """WSGI middleware: answer cached product details; pass every other request on."""
+    """WSGI middleware: answer cached hits of the fast paths; pass every other request on."""
 
-    def __init__(self, app: WSGIApplication, cache: Cache) -> None:
+    def __init__(
+        self, app: WSGIApplication, cache: Cache, url_map: Map, paths: Iterable[FastPath]
+    ) -> None:
         self.app = app
         self.cache = cache
+        # The same paths the routes accept (routing.path_pattern): anything else (an id of
+        # 0, with leading zeros, >= 2^63) goes to Flask, which answers 404 without a lookup.
+        self._routes: list[tuple[re.Pattern[str], FastPath]] = [
+            (path_pattern(url_map, path.endpoint), path) for path in paths
+        ]
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Serve a hit, or hand the request to the wrapped app."""
         if environ["REQUEST_METHOD"] == "GET":
-            match = _PRODUCT_PATH.match(environ.get("PATH_INFO", ""))
-            if match:
-                body = self.cache.peek(product_key(int(match[1])))
-                if body is not None:
-                    return self._hit(environ, start_response, body)
+            path_info = environ.get("PATH_INFO", "")
+            for pattern, path in self._routes:
+                match = pattern.match(path_info)
+                if match:
+                    body = self.cache.peek(path.key(match.groupdict()))
+                    if body is not None:
+                        return self._hit(environ, start_response, body)
+                    break
         return self.app(environ, start_response)
 
     def _hit(
         self, environ: WSGIEnvironment, start_response: StartResponse, body: bytes
     ) -> list[bytes]:
-        etag = quote_etag(generate_etag(body))
-        headers = [
-            ("Content-Type", "application/json"),
-            ("X-Cache", "HIT"),
-            ("ETag", etag),
-            (REQUEST_ID_HEADER, request_id(environ.get("HTTP_X_REQUEST_ID", ""))),
-        ]
-        if not is_resource_modified(environ, etag=etag):
-            start_response("304 NOT MODIFIED", headers)
-            return []
-        start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
-        return [body]
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID", ""))
+        answer = json_answer(body, environ, rid, source=CacheStatus.HIT)
+        status = HTTPStatus(answer.status)
+        start_response(f"{status.value} {status.phrase.upper()}", answer.headers)
+        return [answer.body] if answer.body else []

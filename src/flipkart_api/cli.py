@@ -130,9 +130,10 @@ def create_admin(email: str, password: str | None, name: str, reset_password: bo
         else:
             password = None  # an existing user keeps theirs unless --reset-password
         try:
-            user, created = create(sess, email, password, name, reset_password=reset_password)
+            account = create(sess, email, password, name, reset_password=reset_password)
         except DomainError as exc:
             _refuse("create-admin", exc.detail)
+    created, user = account.created, account.user
     done = "created" if created else "promoted"
     kept = "" if created or reset_password else " (password unchanged; --reset-password sets it)"
     click.echo(f"{done} admin {user.email} (id {user.id}){kept}")

@@ -1,71 +1,24 @@
-"""Engine, declarative base, one session per request, and the migration lock."""
+"""Engine and pool, one session per request, backend-specific inserts, and the migration lock."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Session, sessionmaker
 
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Named constraints make Alembic migrations reproducible across databases.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-# BIGINT identity on PostgreSQL; SQLite only autoincrements an INTEGER PRIMARY KEY.
-BigId = BigInteger().with_variant(Integer, "sqlite")
-
 # Any fixed key works: it only has to be the same for every replica running `migrate`.
 MIGRATION_LOCK_KEY = 0x666B617069  # "fkapi"
-
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """Timezone-aware UTC timestamps on every backend (SQLite stores them naive)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        """Store UTC; refuse naive datetimes, which are always a bug here."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        """Return aware UTC datetimes whatever the backend gave back."""
-        if value is None:
-            return None
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware UTC."""
-    return dt.datetime.now(dt.UTC)
-
-
-class Base(DeclarativeBase):
-    """Declarative base for every model, with the naming convention."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def build_engine(settings: Settings) -> Engine:

@@ -1,183 +1,46 @@
-"""One error shape (RFC 9457 problem+json) for every error, and domain exceptions -> status."""
+"""Domain errors: what a use case refuses, in words, knowing nothing of HTTP or Flask.
+
+Services, the CLI and (next) the worker raise these; problems.py maps each kind to an HTTP
+status and the problem+json shape, in one place (as cosmicpython's `OutOfStock` is mapped
+at the entrypoint).
+"""
 
 from __future__ import annotations
 
-import logging
-from http import HTTPStatus
-from typing import Any
-
-import orjson
-from apiflask import APIFlask
-from apiflask.exceptions import HTTPError
-from flask import Request, Response
-from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
-
-from .validation import field_errors
-
-log = logging.getLogger(__name__)
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-
 
 class DomainError(Exception):
-    """Base of the errors services raise; `status` is mapped here, nowhere else."""
+    """Base of every refusal; `detail` is said to the client, `errors` name the fields."""
 
-    status = HTTPStatus.BAD_REQUEST
-
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.errors = errors
 
 
 class NotFound(DomainError):
     """The resource does not exist (or the caller may not know it exists)."""
 
-    status = HTTPStatus.NOT_FOUND
-
 
 class Conflict(DomainError):
     """The request clashes with the current state (duplicate, out of stock, bad transition)."""
-
-    status = HTTPStatus.CONFLICT
 
 
 class Unauthorized(DomainError):
     """Missing or bad credentials."""
 
-    status = HTTPStatus.UNAUTHORIZED
-
 
 class Overloaded(DomainError):
     """A bounded resource (password hashing) is busy: retry after `retry_after` seconds."""
 
-    status = HTTPStatus.SERVICE_UNAVAILABLE
     retry_after = 1
 
 
 class InvalidInput(DomainError):
     """Input that passed the schema but breaks a rule only the service can check."""
 
-    status = HTTPStatus.UNPROCESSABLE_ENTITY
-
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.errors = [{"field": field, "message": message}]
+        super().__init__(f"{field}: {message}", [{"field": field, "message": message}])
 
 
-def problem(
-    status: int,
-    detail: str,
-    *,
-    errors: list[dict[str, str]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    """Build an application/problem+json response."""
-    phrase = HTTPStatus(status).phrase
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": phrase,
-        "status": status,
-        "detail": detail,
-    }
-    if errors is not None:
-        body["errors"] = errors
-    response = Response(orjson.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
-
-
-def _validation_errors(error: HTTPError) -> list[dict[str, str]]:
-    """[{field, message}] in the client's words, from pydantic's errors when it raised them."""
-    locations = list(error.detail or {}) if isinstance(error.detail, dict) else []
-    if isinstance(error.__cause__, ValidationError) and len(locations) == 1:
-        return field_errors(error.__cause__, locations[0])
-    # Not pydantic's (apiflask's own shape): flatten {location: {field: [messages]}}.
-    errors: list[dict[str, str]] = []
-    for fields in (error.detail or {}).values():
-        if not isinstance(fields, dict):
-            continue
-        for field, messages in fields.items():
-            for message in messages if isinstance(messages, list) else [messages]:
-                errors.append({"field": str(field), "message": str(message)})
-    return errors
-
-
-def _http_error(error: HTTPError) -> Response:
-    """apiflask's errors: validation (422), auth (401/403), abort() and routing errors."""
-    headers = {k: str(v) for k, v in dict(error.headers or {}).items()}
-    if error.status_code == HTTPStatus.UNPROCESSABLE_ENTITY:
-        errors = _validation_errors(error)
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
-        return problem(422, summary or "Invalid input.", errors=errors, headers=headers)
-    detail = error.message if error.message else HTTPStatus(error.status_code).description
-    if error.status_code in (401, 403) and error.message in ("Unauthorized", "Forbidden"):
-        detail = HTTPStatus(error.status_code).description
-    return problem(error.status_code, detail, headers=headers)
-
-
-def _domain_error(error: DomainError) -> Response:
-    errors = getattr(error, "errors", None)
-    retry = {"Retry-After": str(error.retry_after)} if isinstance(error, Overloaded) else None
-    return problem(int(error.status), error.detail, errors=errors, headers=retry)
-
-
-def _werkzeug_error(error: HTTPException) -> Response:
-    """Routing 404/405, 413, malformed JSON (400) and friends, without HTML."""
-    code = error.code or 500
-    headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}
-    if code >= 500:
-        log.error("unhandled error", exc_info=getattr(error, "original_exception", error))
-        return problem(code, "The server could not complete the request.")
-    detail = HTTPStatus(code).description
-    if isinstance(error, MalformedJSON | NotJSON) and error.description:
-        detail = error.description
-    return problem(code, detail, headers=headers)
-
-
-class MalformedJSON(BadRequest):
-    """A request body that does not parse as JSON."""
-
-    description = "The request body is not valid JSON."
-
-
-class NotJSON(UnsupportedMediaType):
-    """A request body sent without a JSON content type."""
-
-    description = "The request body must be sent as Content-Type: application/json."
-
-
-class APIRequest(Request):
-    """Flask's request: JSON bodies only when declared as JSON, failures that say what they are."""
-
-    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
-        """Never `force`: apiflask forces, which parsed text/plain bodies and 400'd empty ones."""
-        try:
-            return super().get_json(force=False, silent=silent, cache=cache)
-        except RecursionError:  # b"[" * 100_000: the stdlib parser recurses, it was a 500
-            raise MalformedJSON() from None
-
-    def on_json_loading_failed(self, e: ValueError | None) -> Any:
-        """415 for a non-JSON content type, 400 for JSON that does not parse (text not shown)."""
-        if e is None:
-            raise NotJSON()
-        raise MalformedJSON()
-
-
-def _database_unavailable(error: Exception) -> Response:
-    """The database is down, restarting or saturated: fail fast and say so, never a 500."""
-    log.warning("database unavailable: %s", type(error).__name__)
-    return problem(503, "The database is temporarily unavailable.", headers={"Retry-After": "2"})
-
-
-def init_app(app: APIFlask) -> None:
-    """Route every error through one of the handlers above."""
-    app.request_class = APIRequest
-    app.error_processor(_http_error)
-    app.register_error_handler(DomainError, _domain_error)
-    app.register_error_handler(HTTPException, _werkzeug_error)
-    app.register_error_handler(OperationalError, _database_unavailable)
-    app.register_error_handler(PoolTimeout, _database_unavailable)
+class AmbiguousInput(DomainError):
+    """Input that cannot be read one way (a single-valued query parameter sent twice)."""

@@ -1,4 +1,4 @@
-"""The tutorial's `/` and the probes: /health, /livez, /readyz. No exception text ever leaves."""
+"""The probes: /health, /livez, /readyz. No exception text ever leaves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import socket
 import time
 from typing import Any, Literal
 
-import orjson
 from apiflask import APIBlueprint
 from flask import current_app
 from pydantic import BaseModel, Field
@@ -15,21 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import db, migrate
-from .cache import CacheStatus, cache
-from .responses import json_bytes
+from .cache import cache
+from .responses import respond
 
 log = logging.getLogger(__name__)
 bp = APIBlueprint("health", __name__, tag="Health")
-
-# One key, as in the tutorial (renamed so no replica serves a full build string cached before).
-TUTORIAL_KEY = "tutorial:db_product"
-
-
-class TutorialOut(BaseModel):
-    """Where the answer came from, and the database server's product and major version."""
-
-    message: Literal["From Database!", "From Redis Cache!"]
-    data: str
 
 
 class Checks(BaseModel):
@@ -57,30 +46,6 @@ def _json_503(description: str, schema: str) -> Any:
     """OpenAPI for a 503 that carries the same JSON body as the 200."""
     ref = {"$ref": f"#/components/schemas/{schema}"}
     return {503: {"description": description, "content": {"application/json": {"schema": ref}}}}
-
-
-def _server_version() -> bytes:
-    """The server's product and major version ("PostgreSQL 17", "SQLite 3"), nothing more.
-
-    `SELECT version()` names the compiler, the OS and the exact patch level: a map of which
-    known holes to try, so the answer stops at the major version.
-    """
-    with db.engine().connect() as conn:
-        if conn.dialect.name == "sqlite":
-            release = str(conn.scalar(text("SELECT sqlite_version()")))
-            return f"SQLite {release.split('.')[0]}".encode()
-        number = int(conn.scalar(text("SELECT current_setting('server_version_num')")) or 0)
-        return f"PostgreSQL {number // 10000}".encode()  # 170002 -> 17 (10 and later)
-
-
-@bp.get("/")
-@bp.output(TutorialOut)
-def index() -> Any:
-    """The tutorial's endpoint: the database product and major version, cached."""
-    version, status = cache().read_through(TUTORIAL_KEY, _server_version)
-    message = "From Redis Cache!" if status is CacheStatus.HIT else "From Database!"
-    body = orjson.dumps({"message": message, "data": version.decode()})
-    return json_bytes(body, cache_status=status)
 
 
 def _database_ok() -> bool:
@@ -111,20 +76,26 @@ def _dependencies() -> tuple[bool, bool]:
 def health() -> Any:
     """Dependency health: 200 healthy/degraded, 503 when the database is down (<= 1 s old)."""
     database_ok, cache_ok = _dependencies()
-    status = "healthy" if database_ok and cache_ok else "degraded" if database_ok else "unhealthy"
-    checks = {
-        "database": "ok" if database_ok else "unavailable",
-        "cache": "ok" if cache_ok else "unavailable",
-    }
-    body = orjson.dumps({"status": status, "checks": checks, "instance": socket.gethostname()})
-    return json_bytes(body, status=200 if database_ok else 503)
+    answer = HealthOut(
+        status="healthy"
+        if database_ok and cache_ok
+        else "degraded"
+        if database_ok
+        else "unhealthy",
+        checks=Checks(
+            database="ok" if database_ok else "unavailable",
+            cache="ok" if cache_ok else "unavailable",
+        ),
+        instance=socket.gethostname(),
+    )
+    return respond(answer, status=200 if database_ok else 503)
 
 
 @bp.get("/livez")
 @bp.output(ProbeOut)
 def livez() -> Any:
     """Liveness: the process answers. Touches no dependency."""
-    return json_bytes(b'{"status":"ok"}')
+    return respond(ProbeOut(status="ok"))
 
 
 @bp.get("/readyz")
@@ -138,5 +109,5 @@ def readyz() -> Any:
         log.warning("readyz: database check failed: %s", type(exc).__name__)
         ready = False
     if ready:
-        return json_bytes(b'{"status":"ok"}')
-    return json_bytes(b'{"status":"unavailable"}', status=503)
+        return respond(ProbeOut(status="ok"))
+    return respond(ProbeOut(status="unavailable"), status=503)

@@ -1,6 +1,6 @@
 """Integrity errors -> domain errors, by the name of the constraint that failed.
 
-Every constraint is named by the convention in db.py (uq_*, fk_*, ck_*, pk_*), so the name
+Every constraint is named by the convention in orm.py (uq_*, fk_*, ck_*, pk_*), so the name
 says exactly which rule a write broke: a product whose slug collides is not reported as a
 duplicate sku. PostgreSQL reports the name; SQLite reports the columns of a unique
 constraint (resolved to its name through the models' metadata), the name of a CHECK, and
@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from sqlalchemy import PrimaryKeyConstraint, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 
-from .db import Base
 from .errors import Conflict, DomainError, InvalidInput, NotFound
+from .orm import Base
 
 ErrorFactory = Callable[[], DomainError]
 

@@ -21,7 +21,7 @@ from limits import RateLimitItem
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .errors import problem
+from .problems import problem
 from .settings import Settings
 
 log = logging.getLogger(__name__)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIFlask
-from werkzeug.routing import BaseConverter, Map
 
-from .errors import PROBLEM_MEDIA_TYPE
+from .problems import PROBLEM_MEDIA_TYPE
 from .schemas import MAX_ID
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -53,44 +52,6 @@ BODY_ERRORS = {
 REPEATED_QUERY = "A single-valued query parameter was sent more than once"
 
 
-def _up_to(limit: int) -> str:
-    """A regex for the decimal numbers 1..limit written without leading zeros."""
-    digits = str(limit)
-    options = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"]  # every shorter number
-    for i, digit in enumerate(digits):
-        low = "1" if i == 0 else "0"
-        if int(digit) > int(low):  # same prefix, a smaller digit here, anything after
-            rest = len(digits) - i - 1
-            options.append(f"{digits[:i]}[{low}-{int(digit) - 1}][0-9]{{{rest}}}")
-    options.append(digits)
-    return "(?:" + "|".join(options) + ")"
-
-
-ID_PATTERN = _up_to(MAX_ID)
-
-
-class IdConverter(BaseConverter):
-    """`<int:...>` for BIGINT ids: 1..2^63-1, so an impossible id is a routing 404.
-
-    The range lives in the regex, not in to_python: werkzeug turns a to_python rejection
-    into a 405 when another method's rule shares the path (DELETE /products/0 said 405).
-    """
-
-    regex = ID_PATTERN
-    part_isolating = True
-
-    def __init__(self, url_map: Map) -> None:
-        super().__init__(url_map)
-
-    def to_python(self, value: str) -> int:
-        """The id as an int (the regex already bounds it)."""
-        return int(value)
-
-    def to_url(self, value: int) -> str:
-        """The id as it appears in a URL."""
-        return str(int(value))
-
-
 def _problem_content() -> dict[str, Any]:
     return {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
@@ -128,6 +89,5 @@ def _finish(spec: dict[str, Any] | str) -> dict[str, Any] | str:
 
 
 def init_app(app: APIFlask) -> None:
-    """Install the id converter and the spec processor."""
-    app.url_map.converters["int"] = IdConverter
+    """Install the spec processor."""
     app.spec_processor(_finish)

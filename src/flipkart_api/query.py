@@ -9,26 +9,25 @@ of any of its fields that is not a list, before the view runs, so no route can f
 from __future__ import annotations
 
 import typing
-from http import HTTPStatus
 
 from apiflask import APIFlask
 from flask import request
 from pydantic import BaseModel
 
-from .errors import DomainError
+from .errors import AmbiguousInput
 
 QUERY_LOCATIONS = ("query", "querystring")
 MULTI_VALUED = (list, tuple, set, frozenset)
 
 
-class RepeatedParameter(DomainError):
+class RepeatedParameter(AmbiguousInput):
     """A single-valued query parameter appeared more than once: which one is meant?"""
 
-    status = HTTPStatus.BAD_REQUEST
-
     def __init__(self, name: str, count: int) -> None:
-        super().__init__(f"Query parameter '{name}' was given {count} times; it takes one value.")
-        self.errors = [{"field": name, "message": f"given {count} times; send it once"}]
+        super().__init__(
+            f"Query parameter '{name}' was given {count} times; it takes one value.",
+            [{"field": name, "message": f"given {count} times; send it once"}],
+        )
 
 
 def single_valued(model: type[BaseModel]) -> frozenset[str]:

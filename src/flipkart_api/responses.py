@@ -1,22 +1,82 @@
-"""Turning service results (JSON bytes, cache status) into HTTP responses."""
+"""The one way an answer leaves: a service result -> JSON bytes and their headers.
+
+`json_answer` is the builder, and it knows no Flask: the Flask routes (through `respond`) and
+the cache front (cache_front.py, before Flask) both call it, so a cached product detail has
+the same bytes and headers whichever of them answered:
+- Content-Type, and X-Cache (HIT, MISS or BYPASS) for a read that went through the cache;
+- on a 200 to GET or HEAD, an ETag of the bytes, and 304 with no body when If-None-Match has it;
+- X-Request-ID: the sane one nginx sent, or a new one (logs.request_id).
+Problem+json errors have their own builder (problems.py); the WSGI layers outside add
+nosniff and no-store (headers.py).
+"""
 
 from __future__ import annotations
 
-from flask import Response
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .cache import CacheStatus
+from flask import Response, g, request
+from pydantic import BaseModel
+from werkzeug.http import generate_etag, is_resource_modified, quote_etag
+
+from .cache import Cached, CacheStatus
+from .logs import REQUEST_ID_HEADER
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+JSON = "application/json"
+CONDITIONAL_METHODS = frozenset({"GET", "HEAD"})
 
 
-def json_bytes(
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What to send: status, headers, body."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def json_answer(
     body: bytes,
+    environ: WSGIEnvironment,
+    request_id: str,
+    *,
     status: int = 200,
-    cache_status: CacheStatus | None = None,
-    headers: dict[str, str] | None = None,
+    source: CacheStatus | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Answer:
+    """JSON bytes as they are (cached bytes are never re-serialised), with their headers."""
+    out = [("Content-Type", JSON)]
+    if source is not None:
+        out.append(("X-Cache", source.value))
+    out.extend((headers or {}).items())
+    out.append((REQUEST_ID_HEADER, request_id))
+    if status == 200 and environ["REQUEST_METHOD"] in CONDITIONAL_METHODS:
+        etag = quote_etag(generate_etag(body))
+        out.append(("ETag", etag))
+        if not is_resource_modified(environ, etag=etag):
+            return Answer(304, out, b"")
+    out.append(("Content-Length", str(len(body))))
+    return Answer(status, out, body)
+
+
+def respond(
+    result: Cached | BaseModel | None,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """Send already-serialised JSON as is (cached bytes are never re-serialised)."""
-    response = Response(body, status=status, mimetype="application/json")
-    if cache_status is not None:
-        response.headers["X-Cache"] = cache_status.value
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+    """The Flask side of every route: a cached read, an output model, or nothing (204)."""
+    if result is None:
+        return Response(status=204, headers={REQUEST_ID_HEADER: g.request_id, **(headers or {})})
+    if isinstance(result, Cached):
+        body, source = result.body, result.source
+    else:
+        body, source = result.model_dump_json(by_alias=True).encode(), None
+    answer = json_answer(
+        body, request.environ, g.request_id, status=status, source=source, headers=headers
+    )
+    return Response(answer.body, status=answer.status, headers=answer.headers)

@@ -13,14 +13,8 @@ from typing import Any
 import pytest
 
 from flipkart_api import cache as cache_module
-from flipkart_api.cache import (
-    BREAKER_SECONDS,
-    KEY_PREFIX,
-    Cache,
-    CacheError,
-    CacheStatus,
-    MemoryBackend,
-)
+from flipkart_api.cache import BREAKER_SECONDS, KEY_PREFIX, Cache, Cached, CacheStatus
+from flipkart_api.cache_stores import CacheError, MemoryBackend
 
 
 class Clock:
@@ -112,30 +106,30 @@ def test_a_failing_backend_trips_the_breaker_for_breaker_seconds(
     cache: Cache, store: FlakyBackend, clock: Clock
 ) -> None:
     store.down = True
-    assert cache.read_through("k", lambda: b"db") == (b"db", CacheStatus.BYPASS)
+    assert cache.read_through("k", lambda: b"db") == Cached(b"db", CacheStatus.BYPASS)
     assert store.calls == ["get"]  # the one call that found Redis gone
     store.down = False  # Redis is back, but the breaker is still open:
     clock.advance(BREAKER_SECONDS * 0.9)
-    assert cache.read_through("k", lambda: b"db") == (b"db", CacheStatus.BYPASS)
+    assert cache.read_through("k", lambda: b"db") == Cached(b"db", CacheStatus.BYPASS)
     assert cache.peek("k") is None
     assert store.calls == ["get"]  # nobody paid the timeout again
     clock.advance(BREAKER_SECONDS * 0.2)
-    assert cache.read_through("k", lambda: b"db") == (b"db", CacheStatus.MISS)
-    assert cache.read_through("k", lambda: b"other") == (b"db", CacheStatus.HIT)
+    assert cache.read_through("k", lambda: b"db") == Cached(b"db", CacheStatus.MISS)
+    assert cache.read_through("k", lambda: b"other") == Cached(b"db", CacheStatus.HIT)
 
 
 def test_invalidations_during_an_outage_are_replayed_before_the_next_read(
     cache: Cache, store: FlakyBackend, clock: Clock
 ) -> None:
     gen_before = cache.generation("catalog")
-    assert cache.read_through("product:1", lambda: b"old")[1] is CacheStatus.MISS
+    assert cache.read_through("product:1", lambda: b"old").source is CacheStatus.MISS
     store.down = True
     cache.invalidate(keys=["product:1"], generations=["catalog"])  # the write's invalidation
     store.down = False
     clock.advance(BREAKER_SECONDS + 0.01)
     store.calls.clear()
     loader, counted = loads(b"new")
-    assert cache.read_through("product:1", loader) == (b"new", CacheStatus.MISS)
+    assert cache.read_through("product:1", loader) == Cached(b"new", CacheStatus.MISS)
     assert counted == [1]
     # Replay first (the key, then the namespace), then the read that found nothing.
     assert store.calls[:3] == ["delete", "bump_generation", "get"]
@@ -148,18 +142,18 @@ def test_invalidations_during_an_outage_are_replayed_before_the_next_read(
 def test_a_failed_replay_keeps_the_invalidations_pending(
     cache: Cache, store: FlakyBackend, clock: Clock
 ) -> None:
-    assert cache.read_through("product:1", lambda: b"old")[1] is CacheStatus.MISS
+    assert cache.read_through("product:1", lambda: b"old").source is CacheStatus.MISS
     store.down = True
     cache.invalidate(keys=["product:1"])
     clock.advance(BREAKER_SECONDS + 0.01)  # the breaker closes while Redis is still away
     store.calls.clear()
-    assert cache.read_through("product:1", lambda: b"new") == (b"new", CacheStatus.BYPASS)
+    assert cache.read_through("product:1", lambda: b"new") == Cached(b"new", CacheStatus.BYPASS)
     assert store.calls == ["delete"]  # the replay was tried, failed, and tripped again
     store.down = False
     clock.advance(BREAKER_SECONDS * 0.5)
-    assert cache.read_through("product:1", lambda: b"new")[1] is CacheStatus.BYPASS
+    assert cache.read_through("product:1", lambda: b"new").source is CacheStatus.BYPASS
     clock.advance(BREAKER_SECONDS)
-    assert cache.read_through("product:1", lambda: b"new") == (b"new", CacheStatus.MISS)
+    assert cache.read_through("product:1", lambda: b"new") == Cached(b"new", CacheStatus.MISS)
     assert cache.peek("product:1") == b"new"
 
 

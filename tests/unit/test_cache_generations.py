@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from flipkart_api.cache import KEY_PREFIX, Cache, CacheStatus, MemoryBackend
+from flipkart_api.cache import KEY_PREFIX, Cache, Cached, CacheStatus
+from flipkart_api.cache_stores import MemoryBackend
 
 GEN_KEY = KEY_PREFIX + "gen:catalog"
 
@@ -25,9 +26,7 @@ class RestartsFromZero(MemoryBackend):
         return super().bump_generation(key, 0)
 
 
-def page_after_the_counter_is_evicted(
-    backend: MemoryBackend, write_after: bool = True
-) -> tuple[bytes, CacheStatus]:
+def page_after_the_counter_is_evicted(backend: MemoryBackend, write_after: bool = True) -> Cached:
     """Cache a page under generation g, write (g+1), evict the counter, write, read.
 
     The last write bumps a counter that is missing: from the clock it lands far above g;
@@ -36,7 +35,7 @@ def page_after_the_counter_is_evicted(
     cache = Cache(backend, ttl_seconds=60, jitter=0)
     cache.invalidate(generations=["catalog"])  # one write happened before the page was cached
     old_gen = cache.generation("catalog")
-    assert cache.read_through(f"page:{old_gen}", lambda: b"stale page")[1] is CacheStatus.MISS
+    assert cache.read_through(f"page:{old_gen}", lambda: b"stale page").source is CacheStatus.MISS
     cache.invalidate(generations=["catalog"])  # a write: the page above is now stale
     assert cache.generation("catalog") != old_gen
     # Touch the old page (most recently used), then add entries until the counter (least
@@ -54,7 +53,7 @@ def page_after_the_counter_is_evicted(
 @pytest.mark.parametrize("write_after", [True, False], ids=["bump", "read"])
 def test_an_evicted_counter_restarts_above_every_earlier_generation(write_after: bool) -> None:
     backend = MemoryBackend(max_entries=4)
-    assert page_after_the_counter_is_evicted(backend, write_after) == (
+    assert page_after_the_counter_is_evicted(backend, write_after) == Cached(
         b"fresh page",
         CacheStatus.MISS,
     )
@@ -62,7 +61,7 @@ def test_an_evicted_counter_restarts_above_every_earlier_generation(write_after:
 
 def test_the_eviction_test_fails_when_the_counter_restarts_from_zero() -> None:
     """Meta-test: with a counter that restarts from 0, the same steps revive the stale page."""
-    assert page_after_the_counter_is_evicted(RestartsFromZero(max_entries=4)) == (
+    assert page_after_the_counter_is_evicted(RestartsFromZero(max_entries=4)) == Cached(
         b"stale page",
         CacheStatus.HIT,
     )

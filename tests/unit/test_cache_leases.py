@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from flipkart_api import cache as cache_module
-from flipkart_api.cache import KEY_PREFIX, Cache, CacheStatus, MemoryBackend
+from flipkart_api.cache import KEY_PREFIX, Cache, Cached, CacheStatus
+from flipkart_api.cache_stores import MemoryBackend
 
 WAIT = 5.0  # an Event that is not set within this long means the code under test hung
 
@@ -34,15 +35,15 @@ class LeaseIgnoringBackend(MemoryBackend):
 
 def read_in_thread(
     cache: Cache, key: str, loader: Callable[[], bytes]
-) -> tuple[threading.Thread, list[tuple[bytes, CacheStatus]]]:
+) -> tuple[threading.Thread, list[Cached]]:
     """Start read_through in a thread; its (value, status) lands in the returned list."""
-    result: list[tuple[bytes, CacheStatus]] = []
+    result: list[Cached] = []
     thread = threading.Thread(target=lambda: result.append(cache.read_through(key, loader)))
     thread.start()
     return thread, result
 
 
-def read_after_a_write_during_the_load(cache: Cache) -> tuple[bytes, CacheStatus]:
+def read_after_a_write_during_the_load(cache: Cache) -> Cached:
     """A loader reads the old rows, a write invalidates the key, the loader tries to store.
 
     Returns what the next read answers: the new rows (a MISS that loads them) when the
@@ -63,17 +64,17 @@ def read_after_a_write_during_the_load(cache: Cache) -> tuple[bytes, CacheStatus
     cache.invalidate(keys=["product:1"])  # ... and invalidates, while the load is running
     write_committed.set()
     thread.join(WAIT)
-    assert result == [(b"old", CacheStatus.MISS)]  # that reader itself saw the old rows
+    assert result == [Cached(b"old", CacheStatus.MISS)]  # that reader itself saw the old rows
     return cache.read_through("product:1", lambda: rows["price"])
 
 
 def test_a_value_loaded_before_an_invalidation_is_not_stored() -> None:
-    assert read_after_a_write_during_the_load(new_cache()) == (b"new", CacheStatus.MISS)
+    assert read_after_a_write_during_the_load(new_cache()) == Cached(b"new", CacheStatus.MISS)
 
 
 def test_the_race_test_fails_when_the_lease_is_not_checked() -> None:
     """Meta-test: without the lease check the same steps serve the stale value as a HIT."""
-    assert read_after_a_write_during_the_load(new_cache(LeaseIgnoringBackend())) == (
+    assert read_after_a_write_during_the_load(new_cache(LeaseIgnoringBackend())) == Cached(
         b"old",
         CacheStatus.HIT,
     )
@@ -81,8 +82,8 @@ def test_the_race_test_fails_when_the_lease_is_not_checked() -> None:
 
 def test_the_next_read_after_the_refused_store_loads_and_then_hits() -> None:
     cache = new_cache()
-    assert read_after_a_write_during_the_load(cache) == (b"new", CacheStatus.MISS)
-    assert cache.read_through("product:1", _never) == (b"new", CacheStatus.HIT)
+    assert read_after_a_write_during_the_load(cache) == Cached(b"new", CacheStatus.MISS)
+    assert cache.read_through("product:1", _never) == Cached(b"new", CacheStatus.HIT)
 
 
 def _never() -> bytes:
@@ -115,8 +116,8 @@ def test_followers_get_the_leaders_value_and_do_not_load() -> None:
     leader_may_finish.set()
     leader.join(WAIT)
     follower.join(WAIT)
-    assert leader_result == [(b"from the leader", CacheStatus.MISS)]
-    assert follower_result == [(b"from the leader", CacheStatus.HIT)]
+    assert leader_result == [Cached(b"from the leader", CacheStatus.MISS)]
+    assert follower_result == [Cached(b"from the leader", CacheStatus.HIT)]
 
 
 def test_followers_of_a_stuck_leader_load_themselves_after_the_wait(
@@ -135,12 +136,12 @@ def test_followers_of_a_stuck_leader_load_themselves_after_the_wait(
     try:
         assert leader_loading.wait(WAIT)
         # In this thread: it must come back by itself (the leader is still stuck).
-        assert cache.read_through("k", lambda: b"own") == (b"own", CacheStatus.MISS)
+        assert cache.read_through("k", lambda: b"own") == Cached(b"own", CacheStatus.MISS)
     finally:
         release_leader.set()
         leader.join(WAIT)
     # The follower did not store its load (only the lease holder stores): the leader did.
-    assert cache.read_through("k", _never) == (b"late", CacheStatus.HIT)
+    assert cache.read_through("k", _never) == Cached(b"late", CacheStatus.HIT)
 
 
 def test_a_failed_load_releases_the_lease_at_once() -> None:

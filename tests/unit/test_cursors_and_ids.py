@@ -14,9 +14,9 @@ from werkzeug.exceptions import NotFound
 from werkzeug.routing import Map, MapAdapter, Rule
 
 from flipkart_api.errors import InvalidInput
-from flipkart_api.openapi import IdConverter, _up_to
 from flipkart_api.orders.schemas import ProductId
 from flipkart_api.pagination import decode_cursor, encode_cursor
+from flipkart_api.routing import IdConverter, _up_to
 from flipkart_api.schemas import MAX_ID
 
 

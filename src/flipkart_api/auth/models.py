@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base, BigId, UTCDateTime, utcnow
+from ..orm import Base, BigId, UTCDateTime, utcnow
 
 ROLES = ("customer", "admin")
 

@@ -11,6 +11,7 @@ from flask.sansio.blueprints import BlueprintSetupState
 
 from .. import db
 from ..limits import limit_from_settings, limiter
+from ..responses import respond
 from . import service
 from .models import User
 from .schemas import LogoutIn, PasswordChangeIn, RegisterIn, TokenIn, TokenOut, UserOut
@@ -57,12 +58,12 @@ def _init(state: BlueprintSetupState) -> None:
 def _verify(token: str) -> User | None:
     """The token's user, or None with the reason stashed for the 401."""
     try:
-        user, claims = service.user_for_token(token)
+        holder = service.user_for_token(db.session(), token)
     except TokenRejected as exc:
         g.auth_rejected = exc.reason
         return None
-    g.auth_claims = claims
-    return user
+    g.auth_claims = holder.claims
+    return holder.user
 
 
 @bearer.get_user_roles  # type: ignore[untyped-decorator]
@@ -107,7 +108,7 @@ def current_claims() -> AccessClaims:
 @bp.doc(responses=[409, 422, 429, 503])
 def register(data: RegisterIn) -> Any:
     """Create a customer account."""
-    return UserOut.model_validate(service.register(db.session(), data))
+    return respond(service.register(db.session(), data), status=201)
 
 
 @bp.post("/auth/token")
@@ -117,7 +118,7 @@ def register(data: RegisterIn) -> Any:
 @bp.doc(responses=[401, 422, 429, 503])
 def token(data: TokenIn) -> Any:
     """Exchange email and password for a bearer token."""
-    return service.issue_token(db.session(), data)
+    return respond(service.issue_token(db.session(), data))
 
 
 @bp.post("/auth/logout")
@@ -129,7 +130,7 @@ def token(data: TokenIn) -> Any:
 def logout(data: LogoutIn) -> Any:
     """Revoke this token, or with {"all": true} every token of the user."""
     service.logout(db.session(), current_claims(), everywhere=data.all)
-    return ""
+    return respond(None)
 
 
 @bp.get("/users/me")
@@ -137,7 +138,7 @@ def logout(data: LogoutIn) -> Any:
 @bp.output(UserOut)
 def me() -> Any:
     """The authenticated user."""
-    return UserOut.model_validate(current_user())
+    return respond(UserOut.model_validate(current_user()))
 
 
 @bp.post("/users/me/password")
@@ -148,4 +149,4 @@ def me() -> Any:
 @bp.doc(responses=[401, 422, 429, 503])
 def change_password(data: PasswordChangeIn) -> Any:
     """Change the password; every existing token is revoked and a fresh one is returned."""
-    return service.change_password(db.session(), current_user().id, data)
+    return respond(service.change_password(db.session(), current_user().id, data))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import current_app
 from flask.sansio.app import App
 from sqlalchemy import delete, select, update
@@ -9,11 +11,28 @@ from sqlalchemy.orm import Session
 
 from .. import db
 from ..errors import InvalidInput, NotFound, Unauthorized
+from ..orm import utcnow
 from ..uow import UnitOfWork
 from . import security
 from .models import ROLES, RevokedToken, User
-from .schemas import PasswordChangeIn, RegisterIn, TokenIn, TokenOut, normalise_email
+from .schemas import PasswordChangeIn, RegisterIn, TokenIn, TokenOut, UserOut, normalise_email
 from .security import AccessClaims, PasswordHashing, TokenRejected, TokenSettings
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """Who a valid bearer token names: the live user, and the token's claims."""
+
+    user: User
+    claims: AccessClaims
+
+
+@dataclass(frozen=True)
+class AdminAccount:
+    """The admin create_admin made or promoted, and whether it was created."""
+
+    user: UserOut
+    created: bool
 
 
 def init_app(app: App) -> None:
@@ -50,7 +69,7 @@ def _new_password_hash(password: str) -> str:
     return _hashing().hash(password)
 
 
-def register(sess: Session, data: RegisterIn) -> User:
+def register(sess: Session, data: RegisterIn) -> UserOut:
     """Create a customer; the email is unique case-insensitively (stored lower-cased).
 
     A taken email is a 409 (uq_users_email, integrity.KNOWN).
@@ -59,7 +78,7 @@ def register(sess: Session, data: RegisterIn) -> User:
     user = User(email=data.email, name=data.name, password_hash=password_hash, role="customer")
     with UnitOfWork(sess):
         sess.add(user)
-    return user
+    return UserOut.model_validate(user)
 
 
 def issue_token(sess: Session, data: TokenIn) -> TokenOut:
@@ -82,7 +101,7 @@ def issue_token(sess: Session, data: TokenIn) -> TokenOut:
     return _token_for(user_id, version)
 
 
-def user_for_token(token: str) -> tuple[User, AccessClaims]:
+def user_for_token(sess: Session, token: str) -> TokenHolder:
     """The live user a token names, with its claims; TokenRejected says why not.
 
     One query loads the user and checks the denylist: a request pays no extra round trip
@@ -90,13 +109,13 @@ def user_for_token(token: str) -> tuple[User, AccessClaims]:
     """
     claims = security.decode_access_token(token, _token_settings())
     revoked = select(RevokedToken.jti).where(RevokedToken.jti == claims.jti).exists()
-    row = db.session().execute(select(User, revoked).where(User.id == claims.user_id)).first()
+    row = sess.execute(select(User, revoked).where(User.id == claims.user_id)).first()
     if row is None:
         raise TokenRejected("unknown user")
     user, is_revoked = row
     if is_revoked or user.token_version != claims.version:
         raise TokenRejected("revoked")
-    return user, claims
+    return TokenHolder(user, claims)
 
 
 def logout(sess: Session, claims: AccessClaims, *, everywhere: bool) -> None:
@@ -108,7 +127,7 @@ def logout(sess: Session, claims: AccessClaims, *, everywhere: bool) -> None:
         row = {"jti": claims.jti, "user_id": claims.user_id, "expires_at": claims.expires_at}
         sess.execute(db.insert_ignoring_conflicts(sess, RevokedToken.__table__), [row])
         # Purged as we go: a denylisted token is only needed until it would have expired.
-        sess.execute(delete(RevokedToken).where(RevokedToken.expires_at < db.utcnow()))
+        sess.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
 
 
 def change_password(sess: Session, user_id: int, data: PasswordChangeIn) -> TokenOut:
@@ -130,7 +149,7 @@ def _bump_token_version(sess: Session, user_id: int, **values: str) -> int:
     version: int | None = sess.scalar(
         update(User)
         .where(User.id == user_id)
-        .values(token_version=User.token_version + 1, updated_at=db.utcnow(), **values)
+        .values(token_version=User.token_version + 1, updated_at=utcnow(), **values)
         .returning(User.token_version)
     )
     if version is None:
@@ -168,8 +187,8 @@ def create_admin(
     name: str = "Admin",
     *,
     reset_password: bool = False,
-) -> tuple[User, bool]:
-    """Create an admin, or promote an existing user; returns (user, created).
+) -> AdminAccount:
+    """Create an admin, or promote an existing user.
 
     An existing user's password changes only with `reset_password` (which, like a role
     change, revokes their tokens). The email must be one the API would accept. One unit of
@@ -190,11 +209,14 @@ def create_admin(
             user = User(email=email, name=name, password_hash=password_hash)
             user.role = "admin"
             sess.add(user)
-            return user, True
-        if reset_password:
-            if password_hash is None:
-                raise InvalidInput("password", "is required to reset it")
-            _bump_token_version(sess, user.id, password_hash=password_hash)
-        _assign_role(sess, email, "admin")
-    sess.refresh(user)
-    return user, False
+            created = True
+        else:
+            created = False
+            if reset_password:
+                if password_hash is None:
+                    raise InvalidInput("password", "is required to reset it")
+                _bump_token_version(sess, user.id, password_hash=password_hash)
+            _assign_role(sess, email, "admin")
+    if not created:
+        sess.refresh(user)  # the role and token version the UPDATEs wrote
+    return AdminAccount(UserOut.model_validate(user), created)

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..db import Base, BigId, UTCDateTime, utcnow
+from ..orm import Base, BigId, UTCDateTime, utcnow
 
 
 def discount_percent(price: int, mrp: int) -> int:

@@ -1,7 +1,8 @@
-"""HTTP endpoints for categories and products (thin: validate, call the service, send)."""
+"""HTTP endpoints for categories and products (thin: validate, call the service, respond)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from apiflask import APIBlueprint
@@ -9,7 +10,8 @@ from flask import url_for
 
 from .. import db
 from ..auth.routes import bearer
-from ..responses import json_bytes
+from ..cache_front import FastPath
+from ..responses import respond
 from . import service
 from .schemas import (
     CategoryIn,
@@ -25,12 +27,19 @@ from .schemas import (
 bp = APIBlueprint("catalog", __name__, url_prefix="/api/v1", tag="Catalog")
 
 
+def _product_detail_key(path: Mapping[str, str]) -> str:
+    return service.product_key(int(path["product_id"]))
+
+
+# Cached product details are answered before Flask (cache_front.py), on this route's path.
+FAST_PATHS = (FastPath("catalog.get_product", _product_detail_key),)
+
+
 @bp.get("/categories")
 @bp.output(CategoryList)
 def list_categories() -> Any:
     """The whole category tree, flat."""
-    body, status = service.list_categories()
-    return json_bytes(body, cache_status=status)
+    return respond(service.list_categories(db.session()))
 
 
 @bp.post("/categories")
@@ -40,7 +49,7 @@ def list_categories() -> Any:
 @bp.doc(responses=[403, 409, 422])
 def create_category(data: CategoryIn) -> Any:
     """Create a category (admin)."""
-    return CategoryOut.model_validate(service.create_category(db.session(), data))
+    return respond(service.create_category(db.session(), data), status=201)
 
 
 @bp.get("/products")
@@ -49,8 +58,7 @@ def create_category(data: CategoryIn) -> Any:
 @bp.doc(responses=[422])
 def list_products(query: ProductQuery) -> Any:
     """Search, filter, sort and page through products (keyset pagination)."""
-    body, status = service.list_products(query)
-    return json_bytes(body, cache_status=status)
+    return respond(service.list_products(db.session(), query))
 
 
 @bp.get("/products/<int:product_id>")
@@ -58,8 +66,7 @@ def list_products(query: ProductQuery) -> Any:
 @bp.doc(responses=[404])
 def get_product(product_id: int) -> Any:
     """One product."""
-    body, status = service.get_product(product_id)
-    return json_bytes(body, cache_status=status)
+    return respond(service.get_product(db.session(), product_id))
 
 
 @bp.post("/products")
@@ -71,7 +78,7 @@ def create_product(data: ProductIn) -> Any:
     """Create a product (admin)."""
     product = service.create_product(db.session(), data)
     location = url_for("catalog.get_product", product_id=product.id)
-    return ProductOut.model_validate(product), 201, {"Location": location}
+    return respond(product, status=201, headers={"Location": location})
 
 
 @bp.patch("/products/<int:product_id>")
@@ -81,7 +88,7 @@ def create_product(data: ProductIn) -> Any:
 @bp.doc(responses=[403, 404, 409, 422])
 def update_product(product_id: int, data: ProductPatch) -> Any:
     """Change some fields of a product (admin)."""
-    return ProductOut.model_validate(service.update_product(db.session(), product_id, data))
+    return respond(service.update_product(db.session(), product_id, data))
 
 
 @bp.delete("/products/<int:product_id>")
@@ -91,4 +98,4 @@ def update_product(product_id: int, data: ProductPatch) -> Any:
 def delete_product(product_id: int) -> Any:
     """Delete a product (admin)."""
     service.delete_product(db.session(), product_id)
-    return ""
+    return respond(None)

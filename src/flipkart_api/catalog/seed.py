@@ -9,7 +9,8 @@ from collections.abc import Callable
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from ..db import insert_ignoring_conflicts, utcnow
+from ..db import insert_ignoring_conflicts
+from ..orm import utcnow
 from ..seed_data import CATEGORIES, ProductSeed, iter_products
 from ..uow import UnitOfWork
 from .models import Category, Product

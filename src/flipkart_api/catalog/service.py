@@ -1,4 +1,4 @@
-"""Catalog use cases: cached reads as ready-to-send bytes, and writes that invalidate them."""
+"""Catalog use cases: reads as cached JSON bytes (Cached), writes that return output models."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
-from .. import db
-from ..cache import CacheStatus, cache
+from ..cache import Cached, cache
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import encode_cursor
 from ..uow import UnitOfWork
@@ -49,21 +48,18 @@ def invalidate_products(product_ids: list[int]) -> None:
 
 
 # -- categories ----------------------------------------------------------------
-def _all_categories() -> list[Category]:
-    return list(db.session().scalars(select(Category).order_by(Category.id)))
-
-
-def list_categories() -> tuple[bytes, CacheStatus]:
+def list_categories(sess: Session) -> Cached:
     """The flat category tree as JSON bytes."""
 
     def load() -> bytes:
-        items = [CategoryOut.model_validate(c) for c in _all_categories()]
+        categories = sess.scalars(select(Category).order_by(Category.id))
+        items = [CategoryOut.model_validate(c) for c in categories]
         return CategoryList(items=items).model_dump_json().encode()
 
     return cache().read_through(_list_key("categories"), load)
 
 
-def create_category(sess: Session, data: CategoryIn) -> Category:
+def create_category(sess: Session, data: CategoryIn) -> CategoryOut:
     """Add a category under an existing parent; the slug must be unique."""
     slug = data.slug or slugify(data.name, max_length=100)
     if not slug:
@@ -79,15 +75,15 @@ def create_category(sess: Session, data: CategoryIn) -> Category:
         category = Category(name=data.name, slug=slug, parent_id=data.parent_id)
         sess.add(category)
         uow.after_commit(lambda: invalidate_products([]))
-    return category
+    return CategoryOut.model_validate(category)
 
 
-def descendant_ids(ref: str) -> list[int]:
+def descendant_ids(sess: Session, ref: str) -> list[int]:
     """The category with this id (digits) or slug and all below it; 422 for an unknown one."""
     # Compared in Python, so an id of any length is just "no such category", never an overflow.
     wanted_id = int(ref) if ref.isdigit() else None
     # (id, parent, slug) rows, not ORM objects: this runs for every filtered list page
-    rows = db.session().execute(
+    rows = sess.execute(
         select(Category.id, Category.parent_id, Category.slug).order_by(Category.id)
     )
     root_id = None
@@ -106,11 +102,11 @@ def descendant_ids(ref: str) -> list[int]:
 
 
 # -- product reads ---------------------------------------------------------------
-def get_product(product_id: int) -> tuple[bytes, CacheStatus]:
+def get_product(sess: Session, product_id: int) -> Cached:
     """One product as JSON bytes; 404 when absent."""
 
     def load() -> bytes:
-        product = db.session().get(Product, product_id)
+        product = sess.get(Product, product_id)
         if product is None:
             raise NotFound(f"Product {product_id} does not exist.")
         return ProductOut.model_validate(product).model_dump_json().encode()
@@ -118,13 +114,13 @@ def get_product(product_id: int) -> tuple[bytes, CacheStatus]:
     return cache().read_through(product_key(product_id), load)
 
 
-def list_products(query: ProductQuery) -> tuple[bytes, CacheStatus]:
+def list_products(sess: Session, query: ProductQuery) -> Cached:
     """One page of products matching the query, as JSON bytes."""
     canonical = query.model_dump_json(exclude_none=True).encode()
     digest = hashlib.blake2b(canonical, digest_size=16).hexdigest()
 
     def load() -> bytes:
-        return _load_page(query).model_dump_json().encode()
+        return _load_page(sess, query).model_dump_json().encode()
 
     return cache().read_through(_list_key("products", digest), load)
 
@@ -135,9 +131,8 @@ def _list_key(kind: str, *rest: str) -> str | None:
     return None if generation is None else ":".join((kind, generation, *rest))
 
 
-def _load_page(query: ProductQuery) -> ProductPage:
-    sess = db.session()
-    category_ids = descendant_ids(query.category) if query.category else None
+def _load_page(sess: Session, query: ProductQuery) -> ProductPage:
+    category_ids = descendant_ids(sess, query.category) if query.category else None
     dialect = sess.get_bind().dialect.name
     few: list[int] = []
     if (probe := price_range_probe(query, dialect, category_ids)) is not None:
@@ -196,7 +191,7 @@ def _explain_product_conflicts(uow: UnitOfWork, product: Product) -> None:
     )
 
 
-def create_product(sess: Session, data: ProductIn) -> Product:
+def create_product(sess: Session, data: ProductIn) -> ProductOut:
     """Add a product; 409 for a duplicate sku (or slug)."""
     fields: dict[str, Any] = data.model_dump(exclude={"category", "images"})
     with UnitOfWork(sess) as uow:
@@ -210,10 +205,10 @@ def create_product(sess: Session, data: ProductIn) -> Product:
         sess.add(product)
         _explain_product_conflicts(uow, product)
         uow.after_commit(lambda: invalidate_products([product.id]))
-    return product
+    return ProductOut.model_validate(product)
 
 
-def update_product(sess: Session, product_id: int, data: ProductPatch) -> Product:
+def update_product(sess: Session, product_id: int, data: ProductPatch) -> ProductOut:
     """Change the fields sent; keep price <= mrp against stored values."""
     with UnitOfWork(sess) as uow:
         product = sess.get(Product, product_id)
@@ -234,7 +229,7 @@ def update_product(sess: Session, product_id: int, data: ProductPatch) -> Produc
             product.slug = free_product_slug(sess, product.name, product.sku, product.id)
         _explain_product_conflicts(uow, product)
         uow.after_commit(lambda: invalidate_products([product_id]))
-    return product
+    return ProductOut.model_validate(product)
 
 
 def delete_product(sess: Session, product_id: int) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from .. import db
 from ..catalog.models import Product
 from ..errors import NotFound
+from ..orm import utcnow
 from ..uow import UnitOfWork
 from .models import CartItem
 from .schemas import CartLineOut, CartOut
@@ -57,7 +58,7 @@ def set_quantity(sess: Session, user_id: int, product_id: int, quantity: int) ->
     to check, so a product deleted at any moment before our commit is a 404, never a 500.
     """
     upsert = db.dialect_insert(sess, CART).values(
-        user_id=user_id, product_id=product_id, quantity=quantity, added_at=db.utcnow()
+        user_id=user_id, product_id=product_id, quantity=quantity, added_at=utcnow()
     )
     upsert = upsert.on_conflict_do_update(
         index_elements=[CART.c.user_id, CART.c.product_id],

@@ -11,7 +11,7 @@ from pydantic import StringConstraints
 from .. import db
 from ..auth.routes import bearer, current_user
 from ..limits import limit_from_settings, limiter
-from ..responses import json_bytes
+from ..responses import respond
 from ..schemas import CleanText
 from . import cart, service
 from .caps import OpenOrderCaps
@@ -46,7 +46,7 @@ def _caller() -> tuple[int, bool]:
 @bp.output(CartOut)
 def get_cart() -> Any:
     """The caller's cart at current prices."""
-    return cart.get_cart(db.session(), _caller()[0])
+    return respond(cart.get_cart(db.session(), _caller()[0]))
 
 
 @bp.put("/cart/items/<int:product_id>")
@@ -56,7 +56,7 @@ def get_cart() -> Any:
 @bp.doc(responses=[404, 422])
 def put_cart_item(product_id: int, data: CartQuantityIn) -> Any:
     """Set how many units of a product the cart holds (1-10)."""
-    return cart.set_quantity(db.session(), _caller()[0], product_id, data.quantity)
+    return respond(cart.set_quantity(db.session(), _caller()[0], product_id, data.quantity))
 
 
 @bp.delete("/cart/items/<int:product_id>")
@@ -64,7 +64,7 @@ def put_cart_item(product_id: int, data: CartQuantityIn) -> Any:
 @bp.output(CartOut)
 def delete_cart_item(product_id: int) -> Any:
     """Take a product out of the cart."""
-    return cart.remove(db.session(), _caller()[0], product_id)
+    return respond(cart.remove(db.session(), _caller()[0], product_id))
 
 
 # -- orders -----------------------------------------------------------------------------
@@ -83,13 +83,13 @@ def place_order(data: OrderIn, headers: IdempotencyHeaders) -> Any:
     user_id, _ = _caller()
     settings = current_app.config["SETTINGS"]
     limits = OpenOrderCaps(settings.orders_max_open, settings.orders_max_open_units)
-    body, order_id, replayed = service.place_order(
+    placed = service.place_order(
         db.session(), user_id, data, headers.idempotency_key, settings.idempotency_ttl_hours, limits
     )
-    extra = {"Location": url_for("orders.get_order", order_id=order_id)}
-    if replayed:
+    extra = {"Location": url_for("orders.get_order", order_id=placed.order.id)}
+    if placed.replayed:
         extra["Idempotent-Replayed"] = "true"
-    return json_bytes(body, status=201, headers=extra)
+    return respond(placed.order, status=201, headers=extra)
 
 
 @bp.get("/orders")
@@ -99,7 +99,7 @@ def place_order(data: OrderIn, headers: IdempotencyHeaders) -> Any:
 @bp.doc(responses=[422])
 def list_orders(query: OrderListQuery) -> Any:
     """The caller's orders, newest first (admins see every order)."""
-    return service.list_orders(*_caller(), query)
+    return respond(service.list_orders(db.session(), *_caller(), query))
 
 
 @bp.get("/orders/<int:order_id>")
@@ -108,7 +108,7 @@ def list_orders(query: OrderListQuery) -> Any:
 @bp.doc(responses=[404])
 def get_order(order_id: int) -> Any:
     """One of the caller's orders (any order for admins)."""
-    return OrderOut.model_validate(service.get_order(*_caller(), order_id))
+    return respond(service.get_order(db.session(), *_caller(), order_id))
 
 
 @bp.post("/orders/<int:order_id>/cancel")
@@ -117,7 +117,7 @@ def get_order(order_id: int) -> Any:
 @bp.doc(responses=[404, 409])
 def cancel_order(order_id: int) -> Any:
     """Cancel an order that is placed or confirmed; its stock is restored."""
-    return OrderOut.model_validate(service.cancel_order(db.session(), _caller()[0], order_id))
+    return respond(service.cancel_order(db.session(), _caller()[0], order_id))
 
 
 @bp.post("/orders/<int:order_id>/status")
@@ -127,4 +127,4 @@ def cancel_order(order_id: int) -> Any:
 @bp.doc(responses=[403, 404, 409, 422])
 def set_status(order_id: int, data: StatusIn) -> Any:
     """Move an order along placed -> confirmed -> shipped -> delivered, or cancel it (admin)."""
-    return OrderOut.model_validate(service.set_status(db.session(), order_id, data.status))
+    return respond(service.set_status(db.session(), order_id, data.status))

@@ -2,31 +2,38 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
+from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Table, delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from .. import db
 from ..catalog.models import Product
 from ..catalog.service import invalidate_products
 from ..errors import Conflict, InvalidInput, NotFound
+from ..orm import utcnow
 from ..pagination import decode_cursor, encode_cursor
 from ..uow import UnitOfWork
-from . import caps
+from . import caps, idempotency
 from .cart import cart_lines
 from .lifecycle import can_move
-from .models import CartItem, IdempotencyKey, Order, OrderItem
+from .models import CartItem, Order, OrderItem
 from .schemas import OrderIn, OrderItemOut, OrderListQuery, OrderOut, OrderPage
 
 # Placing an order writes through the tables, not the mapped classes: ORM-enabled DML
 # costs noticeably more CPU per statement and nothing here needs an ORM object.
 ORDERS = cast(Table, Order.__table__)
 ORDER_ITEMS = cast(Table, OrderItem.__table__)
-KEYS = cast(Table, IdempotencyKey.__table__)
 PRODUCTS = cast(Table, Product.__table__)
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """The order placed, or the one placed before under the same Idempotency-Key (replayed)."""
+
+    order: OrderOut
+    replayed: bool
 
 
 def place_order(
@@ -36,8 +43,8 @@ def place_order(
     idempotency_key: str | None,
     ttl_hours: int,
     limits: caps.OpenOrderCaps,
-) -> tuple[bytes, int, bool]:
-    """Create an order in one unit of work; returns (order JSON, order id, replayed).
+) -> PlacedOrder:
+    """Create an order in one unit of work, or replay the one its Idempotency-Key made.
 
     Plain INSERT ... RETURNING statements rather than the ORM's unit of work: an order is
     written once and never read back here, and the ORM's bookkeeping was most of the CPU an
@@ -49,10 +56,10 @@ def place_order(
         if limits.enabled:
             caps.lock_customer(sess, user_id)
         if idempotency_key is not None:
-            stored = _claim_key(sess, user_id, idempotency_key, request_hash, ttl_hours)
+            stored = idempotency.claim(sess, user_id, idempotency_key, request_hash, ttl_hours)
             if stored is not None:
                 uow.rollback()
-                return stored
+                return PlacedOrder(stored, replayed=True)
         if data.from_cart:
             lines = cart_lines(sess, user_id)
             if not lines:
@@ -61,9 +68,9 @@ def place_order(
             lines = [(line.product_id, line.quantity) for line in data.items or []]
         if limits.enabled:
             caps.check(sess, user_id, sum(quantity for _, quantity in lines), limits)
-        body, order_id = _write_order(sess, user_id, data, idempotency_key, lines)
+        placed = _write_order(sess, user_id, data, idempotency_key, lines)
         uow.after_commit(lambda: invalidate_products([pid for pid, _ in lines]))
-    return body, order_id, False
+    return PlacedOrder(placed, replayed=False)
 
 
 def _write_order(
@@ -72,10 +79,10 @@ def _write_order(
     data: OrderIn,
     idempotency_key: str | None,
     lines: list[tuple[int, int]],
-) -> tuple[bytes, int]:
-    """Take the stock, insert the order and its lines, store the answer; (JSON, order id)."""
+) -> OrderOut:
+    """Take the stock, insert the order and its lines, store the answer for replays."""
     items = _reserve_stock(sess, lines)
-    now = db.utcnow()
+    now = utcnow()
     address = data.shipping_address.model_dump()
     total = sum(item.line_total for item in items)
     order_id: int = sess.execute(
@@ -103,13 +110,8 @@ def _write_order(
         created_at=now,
         updated_at=now,
     )
-    body = placed.model_dump_json().encode()
     if idempotency_key is not None:
-        sess.execute(
-            update(KEYS)
-            .where(KEYS.c.user_id == user_id, KEYS.c.key == idempotency_key)
-            .values(order_id=order_id, response_body=body.decode())
-        )
+        idempotency.store_answer(sess, user_id, idempotency_key, placed)
     if data.from_cart:
         ordered = [pid for pid, _ in lines]
         sess.execute(
@@ -117,41 +119,7 @@ def _write_order(
             .where(CartItem.user_id == user_id, CartItem.product_id.in_(ordered))
             .execution_options(synchronize_session=False)
         )
-    return body, order_id
-
-
-def _claim_key(
-    sess: Session, user_id: int, key: str, request_hash: str, ttl_hours: int
-) -> tuple[bytes, int, bool] | None:
-    """Own the key (None), or return the response stored for it (a replay).
-
-    The unique (user_id, key) index does the arbitration: a concurrent request with the
-    same key blocks on our uncommitted row and, once we commit, finds it and replays. A key
-    older than the TTL is taken over (deleted and claimed again), as if it had never been used.
-    """
-    claim = db.insert_ignoring_conflicts(sess, KEYS).values(
-        user_id=user_id, key=key, request_hash=request_hash, created_at=db.utcnow()
-    )
-    if sess.execute(claim.returning(KEYS.c.id)).first() is not None:
-        return None
-    stored = sess.execute(
-        select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-    ).scalar_one()
-    if stored.created_at < db.utcnow() - dt.timedelta(hours=ttl_hours):
-        sess.execute(
-            delete(IdempotencyKey)
-            .where(IdempotencyKey.id == stored.id)
-            .execution_options(synchronize_session=False)
-        )
-        sess.expunge(stored)
-        if sess.execute(claim.returning(KEYS.c.id)).first() is not None:
-            return None
-        raise Conflict("A request with this Idempotency-Key is still being processed.")
-    if stored.request_hash != request_hash:
-        raise InvalidInput("Idempotency-Key", "this key was used with a different request body")
-    if stored.response_body is None or stored.order_id is None:
-        raise Conflict("A request with this Idempotency-Key is still being processed.")
-    return stored.response_body.encode(), stored.order_id, True
+    return placed
 
 
 def _reserve_stock(sess: Session, lines: list[tuple[int, int]]) -> list[OrderItemOut]:
@@ -167,7 +135,7 @@ def _reserve_stock(sess: Session, lines: list[tuple[int, int]]) -> list[OrderIte
         row = sess.execute(
             update(PRODUCTS)
             .where(PRODUCTS.c.id == product_id, PRODUCTS.c.stock >= quantity)
-            .values(stock=PRODUCTS.c.stock - quantity, updated_at=db.utcnow())
+            .values(stock=PRODUCTS.c.stock - quantity, updated_at=utcnow())
             .returning(PRODUCTS.c.sku, PRODUCTS.c.name, PRODUCTS.c.price)
         ).first()
         if row is None:
@@ -191,15 +159,15 @@ def _reserve_stock(sess: Session, lines: list[tuple[int, int]]) -> list[OrderIte
     return [captured[pid] for pid, _ in lines]
 
 
-def get_order(user_id: int, is_admin: bool, order_id: int) -> Order:
+def get_order(sess: Session, user_id: int, is_admin: bool, order_id: int) -> OrderOut:
     """An order its owner (or an admin) may see; anyone else gets 404, not 403."""
-    order = db.session().get(Order, order_id)
+    order = sess.get(Order, order_id)
     if order is None or (order.user_id != user_id and not is_admin):
         raise NotFound(f"Order {order_id} does not exist.")
-    return order
+    return OrderOut.model_validate(order)
 
 
-def list_orders(user_id: int, is_admin: bool, query: OrderListQuery) -> OrderPage:
+def list_orders(sess: Session, user_id: int, is_admin: bool, query: OrderListQuery) -> OrderPage:
     """The user's orders (all orders for admins), newest first, keyset-paginated."""
     stmt = select(Order).order_by(Order.created_at.desc(), Order.id.desc())
     if not is_admin:
@@ -207,7 +175,7 @@ def list_orders(user_id: int, is_admin: bool, query: OrderListQuery) -> OrderPag
     if query.cursor:
         created_at, last_id = decode_cursor(query.cursor, "newest", datetime_key=True)
         stmt = stmt.where(tuple_(Order.created_at, Order.id) < tuple_(created_at, last_id))
-    orders = list(db.session().scalars(stmt.limit(query.limit + 1)))
+    orders = list(sess.scalars(stmt.limit(query.limit + 1)))
     page = orders[: query.limit]
     next_cursor = None
     if len(orders) > query.limit:
@@ -215,16 +183,18 @@ def list_orders(user_id: int, is_admin: bool, query: OrderListQuery) -> OrderPag
     return OrderPage(items=[OrderOut.model_validate(o) for o in page], next_cursor=next_cursor)
 
 
-def cancel_order(sess: Session, user_id: int, order_id: int) -> Order:
+def cancel_order(sess: Session, user_id: int, order_id: int) -> OrderOut:
     """The owner cancels; stock comes back in the same transaction, exactly once."""
     with UnitOfWork(sess) as uow:
-        return _move(uow, order_id, "cancelled", owner_id=user_id)
+        order = _move(uow, order_id, "cancelled", owner_id=user_id)
+    return OrderOut.model_validate(order)
 
 
-def set_status(sess: Session, order_id: int, status: str) -> Order:
+def set_status(sess: Session, order_id: int, status: str) -> OrderOut:
     """An admin moves an order along its lifecycle."""
     with UnitOfWork(sess) as uow:
-        return _move(uow, order_id, status, owner_id=None)
+        order = _move(uow, order_id, status, owner_id=None)
+    return OrderOut.model_validate(order)
 
 
 def _move(uow: UnitOfWork, order_id: int, target: str, owner_id: int | None) -> Order:
@@ -243,12 +213,12 @@ def _move(uow: UnitOfWork, order_id: int, target: str, owner_id: int | None) -> 
             sess.execute(
                 update(Product)
                 .where(Product.id == item.product_id)
-                .values(stock=Product.stock + item.quantity, updated_at=db.utcnow())
+                .values(stock=Product.stock + item.quantity, updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
             restored.append(item.product_id)
     order.status = target
-    order.updated_at = db.utcnow()
+    order.updated_at = utcnow()
     if restored:
         uow.after_commit(lambda: invalidate_products(restored))
     return order
