@@ -23,8 +23,8 @@ from sqlalchemy import create_engine, text
 from tests import servers
 
 from flipkart_api import create_app
+from flipkart_api.catalog.listing import build_query
 from flipkart_api.catalog.schemas import ProductQuery
-from flipkart_api.catalog.search import build_query
 from flipkart_api.catalog.seed import seed_catalog
 from flipkart_api.catalog.service import descendant_ids
 from flipkart_api.db import session

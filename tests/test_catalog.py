@@ -144,9 +144,9 @@ def test_parent_category_price_range_pages(
     `few` decides whether the price-range probe sends each subcategory to an index walk or
     to the materialised sort; both must give the same pages.
     """
-    from flipkart_api.catalog import search
+    from flipkart_api.catalog import listing
 
-    monkeypatch.setattr(search, "FEW", few)
+    monkeypatch.setattr(listing, "FEW", few)
     leaves = {"mobiles", "laptops", "audio", "televisions", "cameras", "electronics"}
     everything = walk(client, f"sort={sort}&limit=50")
     expected = [
@@ -294,8 +294,8 @@ def test_postgres_search_can_use_the_gin_indexes(pg_url: str) -> None:
     """The queries' tsvector expressions must match the indexes (a mismatch silently seq-scans)."""
     from sqlalchemy import create_engine, text
 
+    from flipkart_api.catalog.listing import build_query
     from flipkart_api.catalog.schemas import ProductQuery
-    from flipkart_api.catalog.search import build_query
 
     engine = create_engine(pg_url)
     plans = {}

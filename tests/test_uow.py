@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, insert, select, text, update
+from sqlalchemy import delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -269,10 +269,13 @@ def test_an_unexplained_foreign_key_on_sqlite_is_re_raised(
 
 
 def _violation(sess: Session, statement: Any) -> IntegrityError:
-    """The raw error (a unit of work would map it); nothing is committed."""
+    """The raw error (a unit of work would map it); nothing is committed.
+
+    Run on the session's connection, under the guard's statement check (see below).
+    """
     try:
         with pytest.raises(IntegrityError) as raised:
-            sess.execute(statement)
+            sess.connection().execute(statement)
         return raised.value
     finally:
         sess.rollback()
@@ -301,12 +304,32 @@ def test_both_backends_name_the_same_constraint(sess: Session, shoe: Product, us
 
 # -- the guard: no write outside a unit of work ----------------------------------------
 def test_a_commit_outside_a_unit_fails(app: Flask, sess: Session) -> None:
-    """A deliberate violation: Core DML committed by hand."""
-    sess.execute(insert(Category).values(slug="shoes", name="Shoes"))
+    """A deliberate violation: a write in raw SQL (which no statement check sees), committed."""
+    raw = "INSERT INTO categories (slug, name, created_at) VALUES ('shoes', 'Shoes', '2026-12-01')"
+    sess.execute(text(raw))
     with pytest.raises(OutsideUnitOfWork):
         sess.commit()
     sess.rollback()
     assert committed_slugs(app) == []
+
+
+@pytest.mark.parametrize("kind", ["insert", "update", "delete"])
+def test_core_dml_outside_a_unit_fails_when_it_runs(app: Flask, sess: Session, kind: str) -> None:
+    """A deliberate violation: Core DML through the session, never committed by hand.
+
+    On PostgreSQL it would ride along with the request's next unit of work (which continues
+    the read transaction); at teardown it would be rolled back silently.
+    """
+    statement = {
+        "insert": insert(Category).values(slug="shoes", name="Shoes"),
+        "update": update(Category).values(name="Shoes"),
+        "delete": delete(Category),
+    }[kind]
+    with pytest.raises(OutsideUnitOfWork):
+        sess.execute(statement)
+    sess.rollback()
+    with UnitOfWork(sess):
+        sess.execute(statement)  # the same statement inside a unit is fine
 
 
 def test_an_orm_change_outside_a_unit_fails_at_flush(app: Flask, sess: Session) -> None:

@@ -8,8 +8,8 @@ Entering begins the write transaction the backend needs; a clean exit commits on
 exception rolls back (rollback unless committed, as in cosmicpython's
 service_layer/unit_of_work.py); an IntegrityError becomes the domain error its constraint
 names (integrity.py); callbacks registered with `after_commit` run, in order, only after the
-commit succeeded. `guard` makes every other commit (and ORM flush) of the app's sessions
-fail, so a write path cannot forget any of this.
+commit succeeded. `guard` makes every other commit, ORM flush or INSERT/UPDATE/DELETE
+statement of the app's sessions fail, so a write path cannot forget any of this.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from .integrity import ErrorFactory, domain_error
 
@@ -33,7 +33,7 @@ _COMMITTING = "flipkart_uow_committing"
 
 
 class OutsideUnitOfWork(RuntimeError):
-    """A commit or ORM flush of an app session that no unit of work owns: a bug."""
+    """A commit, ORM flush or DML statement of an app session no unit of work owns: a bug."""
 
 
 class UnitOfWork:
@@ -139,9 +139,10 @@ def _begin(session: Session) -> None:
 
 
 def guard(factory: sessionmaker[Session]) -> None:
-    """Make a commit, or an ORM flush, of this factory's sessions fail outside a unit of work."""
+    """Make a commit, ORM flush or DML statement of this factory's sessions fail outside a unit."""
     event.listen(factory, "before_commit", _refuse_commit)
     event.listen(factory, "before_flush", _refuse_flush)
+    event.listen(factory, "do_orm_execute", _refuse_dml)
 
 
 def _refuse_commit(session: Session) -> None:
@@ -154,3 +155,14 @@ def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
     # continues the read transaction) or be lost silently (SQLite begins afresh).
     if not session.info.get(_OPEN):
         raise OutsideUnitOfWork("ORM change outside a unit of work: use `with UnitOfWork(sess)`")
+
+
+def _refuse_dml(state: ORMExecuteState) -> None:
+    # Core INSERT/UPDATE/DELETE through the session (orders are written that way): outside
+    # a unit it would be rolled back at teardown, or ride along with a later unit's commit.
+    if (state.is_insert or state.is_update or state.is_delete) and not state.session.info.get(
+        _OPEN
+    ):
+        raise OutsideUnitOfWork(
+            "INSERT/UPDATE/DELETE outside a unit of work: use `with UnitOfWork`"
+        )

@@ -12,6 +12,7 @@ from ..cache import Cached, cache
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import encode_cursor
 from ..uow import UnitOfWork
+from .listing import build_query, price_range_probe, scopes_with_few
 from .models import Category, Product, discount_percent
 from .product_slugs import free_product_slug
 from .schemas import (
@@ -27,7 +28,6 @@ from .schemas import (
     ProductPatch,
     ProductQuery,
 )
-from .search import build_query, price_range_probe, scopes_with_few
 from .slugs import slugify
 
 # Every list (products, categories) lives in this namespace; a write bumps its generation.
@@ -149,7 +149,7 @@ def _load_page(sess: Session, query: ProductQuery) -> ProductPage:
 
 
 def _product_from_row(row: Row[Any]) -> ProductOut:
-    """A page row (search.PAGE_COLUMNS) as the API's product."""
+    """A page row (page_rows.PAGE_COLUMNS) as the API's product."""
     p = row._mapping
     return ProductOut(
         id=p["id"],
