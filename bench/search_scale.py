@@ -47,7 +47,7 @@ def _sql(app: Any, params: dict[str, str]) -> str:
     """The exact SQL the API runs for these query parameters, with literals inlined."""
     with app.app_context():
         query = ProductQuery.model_validate(params)
-        ids = descendant_ids(query.category) if query.category else None
+        ids = descendant_ids(session(), query.category) if query.category else None
         stmt = build_query(query, "postgresql", ids)
         return str(stmt.compile(session().get_bind(), compile_kwargs={"literal_binds": True}))
 

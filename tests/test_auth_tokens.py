@@ -76,6 +76,7 @@ def test_logout_revokes_this_token_only(client: FlaskClient, user: dict[str, str
     assert client.get(ME, headers=first).status_code == 200
     response = client.post("/api/v1/auth/logout", json={}, headers=first)
     assert response.status_code == 204
+    assert (response.get_data(), response.headers.get("Content-Type")) == (b"", None)
     assert "revoked" in _detail(client, first)
     assert client.get(ME, headers=second).status_code == 200
     assert client.post("/api/v1/auth/logout", json={}, headers=first).status_code == 401

@@ -14,12 +14,15 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
+from werkzeug.exceptions import HTTPException
 
 from flipkart_api import create_app
 from flipkart_api.cache import KEY_PREFIX, Cache, Cached, CacheStatus
 from flipkart_api.cache_stores import MemoryBackend, RedisBackend
+from flipkart_api.catalog.routes import FAST_PATHS
 from flipkart_api.catalog.seed import seed_catalog
 from flipkart_api.db import session
+from flipkart_api.routing import path_pattern
 from flipkart_api.settings import load_settings
 
 from . import servers
@@ -283,3 +286,36 @@ def test_an_evicted_generation_never_revives_older_list_pages(
         assert cache.read_through(page, lambda: b"now") == Cached(b"now", CacheStatus.MISS)
         pages.append(page)
         cache.invalidate(generations=["catalog"])
+
+
+# Paths the cache front must treat exactly as the route does (tests/unit/test_fast_path.py
+# checks the pattern builder itself).
+FAST_PATH_SAMPLES = [
+    "/api/v1/products/1",
+    "/api/v1/products/42",
+    "/api/v1/products/9223372036854775807",  # 2^63 - 1: the largest BIGINT
+    "/api/v1/products/9223372036854775808",  # 2^63: no such id
+    "/api/v1/products/0",
+    "/api/v1/products/007",
+    "/api/v1/products/-1",
+    "/api/v1/products/1/",
+    "/api/v1/products/1x",
+    "/api/v1/products/",
+    "/api/v1/products",
+    "/api/v1/categories",
+    "/API/v1/products/1",
+    "/api/v1/products/\uff11",  # a full-width 1: str.isdigit says yes, the route says no
+]
+
+
+def test_the_app_s_fast_path_accepts_exactly_what_the_route_routes(app: Flask) -> None:
+    """Against the real app's URL map: match <=> Flask routes a GET there to the detail."""
+    (path,) = FAST_PATHS
+    pattern = path_pattern(app.url_map, path.endpoint)
+    adapter = app.url_map.bind("localhost")
+    for sample in FAST_PATH_SAMPLES:
+        try:
+            endpoint, _ = adapter.match(sample, method="GET")
+        except HTTPException:
+            endpoint = None
+        assert (pattern.match(sample) is not None) == (endpoint == path.endpoint), sample

@@ -286,6 +286,7 @@ def test_patch_and_delete(
     assert missing.status_code == 404
     deleted = client.delete(f"/api/v1/products/{pid}", headers=admin_headers)
     assert deleted.status_code == 204
+    assert (deleted.get_data(), deleted.headers.get("Content-Type")) == (b"", None)  # not HTML
     assert client.get(f"/api/v1/products/{pid}").status_code == 404
     assert client.delete(f"/api/v1/products/{pid}", headers=admin_headers).status_code == 404
 

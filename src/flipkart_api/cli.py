@@ -115,7 +115,7 @@ def create_admin(email: str, password: str | None, name: str, reset_password: bo
     from . import create_app, db
     from .auth.schemas import normalise_email
     from .auth.service import create_admin as create
-    from .auth.service import find_user
+    from .auth.service import user_exists
     from .errors import DomainError
 
     try:
@@ -125,7 +125,7 @@ def create_admin(email: str, password: str | None, name: str, reset_password: bo
     app = create_app(_settings())
     with app.app_context():
         sess = db.session()
-        if reset_password or find_user(sess, email) is None:
+        if reset_password or not user_exists(sess, email):
             password = _admin_password(password)
         else:
             password = None  # an existing user keeps theirs unless --reset-password

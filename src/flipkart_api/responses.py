@@ -70,8 +70,10 @@ def respond(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """The Flask side of every route: a cached read, an output model, or nothing (204)."""
-    if result is None:
-        return Response(status=204, headers={REQUEST_ID_HEADER: g.request_id, **(headers or {})})
+    if result is None:  # 204: no body, so no Content-Type either (werkzeug's default is HTML)
+        empty = Response(status=204, headers={REQUEST_ID_HEADER: g.request_id, **(headers or {})})
+        del empty.headers["Content-Type"]
+        return empty
     if isinstance(result, Cached):
         body, source = result.body, result.source
     else:

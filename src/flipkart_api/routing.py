@@ -63,7 +63,7 @@ def path_pattern(url_map: Map, endpoint: str) -> re.Pattern[str]:
     Built from the rule string and the map's converters (their `regex`), so it cannot drift
     from what Flask routes. Raises LookupError when the endpoint has no single GET rule.
     """
-    rules = [r for r in url_map.iter_rules(endpoint) if r.methods and "GET" in r.methods]
+    rules = [r for r in url_map.iter_rules(endpoint) if r.methods is None or "GET" in r.methods]
     if len(rules) != 1:
         raise LookupError(f"{endpoint}: expected one GET rule, found {len(rules)}")
     rule = rules[0].rule

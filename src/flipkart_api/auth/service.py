@@ -157,7 +157,12 @@ def _bump_token_version(sess: Session, user_id: int, **values: str) -> int:
     return version
 
 
-def find_user(sess: Session, email: str) -> User | None:
+def user_exists(sess: Session, email: str) -> bool:
+    """True when an account has this email (any case)."""
+    return _find_user(sess, email) is not None
+
+
+def _find_user(sess: Session, email: str) -> User | None:
     """The user with this email (any case), if any."""
     return sess.scalar(select(User).where(User.email == email.strip().lower()))
 
@@ -171,7 +176,7 @@ def set_role(sess: Session, email: str, role: str) -> bool:
 
 
 def _assign_role(sess: Session, email: str, role: str) -> bool:
-    user = find_user(sess, email)
+    user = _find_user(sess, email)
     if user is None:
         raise NotFound(f"No user with email {email.strip().lower()}.")
     if user.role == role:
@@ -198,11 +203,11 @@ def create_admin(
         email = normalise_email(email)
     except ValueError:
         raise InvalidInput("email", "is not a valid email address") from None
-    needs_hash = reset_password or find_user(sess, email) is None
+    needs_hash = reset_password or not user_exists(sess, email)
     # Hashed before the write lock, not under it.
     password_hash = _new_password_hash(password) if needs_hash and password is not None else None
     with UnitOfWork(sess):
-        user = find_user(sess, email)
+        user = _find_user(sess, email)
         if user is None:
             if password_hash is None:
                 raise InvalidInput("password", "is required to create an account")

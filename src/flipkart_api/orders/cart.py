@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import NamedTuple, cast
 
 from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
@@ -18,14 +18,21 @@ from .schemas import CartLineOut, CartOut
 CART = cast(Table, CartItem.__table__)
 
 
-def cart_lines(sess: Session, user_id: int) -> list[tuple[int, int]]:
-    """(product_id, quantity) of every line in the user's cart."""
+class Line(NamedTuple):
+    """A product and how many of it: a cart line, or an order's line before it is priced."""
+
+    product_id: int
+    quantity: int
+
+
+def cart_lines(sess: Session, user_id: int) -> list[Line]:
+    """Every line in the user's cart, by product id."""
     rows = sess.execute(
         select(CartItem.product_id, CartItem.quantity)
         .where(CartItem.user_id == user_id)
         .order_by(CartItem.product_id)
     )
-    return [(pid, qty) for pid, qty in rows]
+    return [Line(pid, qty) for pid, qty in rows]
 
 
 def get_cart(sess: Session, user_id: int) -> CartOut:

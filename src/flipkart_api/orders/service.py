@@ -16,7 +16,7 @@ from ..orm import utcnow
 from ..pagination import decode_cursor, encode_cursor
 from ..uow import UnitOfWork
 from . import caps, idempotency
-from .cart import cart_lines
+from .cart import Line, cart_lines
 from .lifecycle import can_move
 from .models import CartItem, Order, OrderItem
 from .schemas import OrderIn, OrderItemOut, OrderListQuery, OrderOut, OrderPage
@@ -65,7 +65,7 @@ def place_order(
             if not lines:
                 raise InvalidInput("from_cart", "the cart is empty")
         else:
-            lines = [(line.product_id, line.quantity) for line in data.items or []]
+            lines = [Line(line.product_id, line.quantity) for line in data.items or []]
         if limits.enabled:
             caps.check(sess, user_id, sum(quantity for _, quantity in lines), limits)
         placed = _write_order(sess, user_id, data, idempotency_key, lines)
@@ -78,7 +78,7 @@ def _write_order(
     user_id: int,
     data: OrderIn,
     idempotency_key: str | None,
-    lines: list[tuple[int, int]],
+    lines: list[Line],
 ) -> OrderOut:
     """Take the stock, insert the order and its lines, store the answer for replays."""
     items = _reserve_stock(sess, lines)
@@ -122,7 +122,7 @@ def _write_order(
     return placed
 
 
-def _reserve_stock(sess: Session, lines: list[tuple[int, int]]) -> list[OrderItemOut]:
+def _reserve_stock(sess: Session, lines: list[Line]) -> list[OrderItemOut]:
     """Decrement stock with conditional UPDATEs, rows locked in id order (no deadlocks).
 
     `stock >= quantity` is re-checked by the database after any concurrent writer commits,
