@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from flipkart_api import create_app
+from flipkart_api.catalog.seed import seed_catalog
+from flipkart_api.db import session
+
+from .conftest import sqlite_settings
 from .test_orders import ADDRESS, in_stock_ids
 
 
@@ -81,9 +88,42 @@ def test_no_store_on_every_personal_response(
     assert not missing, missing
 
 
+PUBLIC_READS = {  # path -> the surrogate keys its answer carries
+    "/": None,
+    "/api/v1/products?limit=2": "products",
+    "/api/v1/products/2": "p2",
+    "/api/v1/categories": "categories",
+}
+
+
 def test_public_reads_stay_cacheable(seeded: Flask, client: FlaskClient) -> None:
-    """no-store is for personal answers only: the catalog keeps its ETags and caches."""
-    for path in ("/", "/api/v1/products?limit=2", "/api/v1/products/2", "/api/v1/categories"):
+    """no-store is for personal answers only: the catalog is public, revalidated by ETag.
+
+    Without an HTTP cache to purge (EDGE_PURGE_URLS unset) no s-maxage: a shared cache the
+    app cannot purge must ask every time. The detail is asked twice: the miss comes from the
+    route, the hit from the cache front; both must say the same.
+    """
+    for path, keys in [*PUBLIC_READS.items(), ("/api/v1/products/2", "p2")]:
         response = client.get(path)
         assert response.status_code == 200, path
-        assert "Cache-Control" not in response.headers, path
+        assert response.headers["Cache-Control"] == "public, max-age=0", path
+        assert response.headers.get("xkey") == keys, path
+        assert "ETag" in response.headers, path
+
+
+def test_shared_caches_may_keep_public_reads_when_the_app_purges_them(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """With EDGE_PURGE_URLS set, s-maxage=EDGE_TTL_SECONDS; personal answers stay no-store."""
+    settings = sqlite_settings(
+        tmp_path, sqlite_template, edge_purge_urls="http://127.0.0.1:9", edge_ttl_seconds=45
+    )
+    app = create_app(settings)
+    with app.app_context():
+        seed_catalog(session(), 5)
+    client = app.test_client()
+    for path in (*PUBLIC_READS, "/api/v1/products/2"):
+        response = client.get(path)
+        assert response.headers["Cache-Control"] == "public, max-age=0, s-maxage=45", path
+    authorised = client.get("/api/v1/products/2", headers={"Authorization": "Bearer x"})
+    assert authorised.headers["Cache-Control"] == "no-store"

@@ -7,7 +7,7 @@ import logging
 from apiflask import APIFlask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cache, db, docs, headers, limits, logs, openapi, problems, query, routing
+from . import cache, db, docs, edge, headers, limits, logs, openapi, problems, query, routing
 from .cache_front import CacheFront
 from .settings import Settings, load_settings
 
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     logs.init_app(app)
     db.init_app(app, settings)
     cache.init_app(app, settings)
+    edge.init_app(app, settings)
     limits.init_app(app, settings)
     _register_blueprints(app)
     query.init_app(app)  # reads the routes' declared query models
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     from .catalog.routes import FAST_PATHS
 
     app.wsgi_app = CacheFront(  # type: ignore[method-assign]
-        app.wsgi_app, app.extensions["cache"], app.url_map, FAST_PATHS
+        app.wsgi_app, app.extensions["cache"], app.extensions["edge"], app.url_map, FAST_PATHS
     )
     # Around everything, the cache front's fast path included: nosniff, no-store.
     headers.init_app(app)

@@ -46,10 +46,15 @@ class CacheStatus(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Cached:
-    """A read's JSON bytes, ready to send as they are, and where they came from (X-Cache)."""
+    """A read's JSON bytes, ready to send as they are, and where they came from (X-Cache).
+
+    Everything read through this cache is public catalog data, so shared caches may keep it;
+    `keys` are the surrogate keys whose purge (edge.py) drops it there.
+    """
 
     body: bytes
     source: CacheStatus
+    keys: tuple[str, ...] = ()
 
 
 class Cache:

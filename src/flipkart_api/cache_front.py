@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
     from .cache import Cache
+    from .edge import Edge
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,24 @@ class FastPath:
 
     endpoint: str
     key: Callable[[Mapping[str, str]], str]  # the route's path variables -> its cache key
+    # ... -> the surrogate keys its answer carries (what the service puts in Cached.keys)
+    surrogate_keys: Callable[[Mapping[str, str]], tuple[str, ...]]
 
 
 class CacheFront:
     """WSGI middleware: answer cached hits of the fast paths; pass every other request on."""
 
     def __init__(
-        self, app: WSGIApplication, cache: Cache, url_map: Map, paths: Iterable[FastPath]
+        self,
+        app: WSGIApplication,
+        cache: Cache,
+        edge: Edge,
+        url_map: Map,
+        paths: Iterable[FastPath],
     ) -> None:
         self.app = app
         self.cache = cache
+        self.edge = edge
         # The same paths the routes accept (routing.path_pattern): anything else (an id of
         # 0, with leading zeros, >= 2^63) goes to Flask, which answers 404 without a lookup.
         self._routes: list[tuple[re.Pattern[str], FastPath]] = [
@@ -60,17 +69,30 @@ class CacheFront:
             for pattern, path in self._routes:
                 match = pattern.match(path_info)
                 if match:
-                    body = self.cache.peek(path.key(match.groupdict()))
+                    variables = match.groupdict()
+                    body = self.cache.peek(path.key(variables))
                     if body is not None:
-                        return self._hit(environ, start_response, body)
+                        keys = path.surrogate_keys(variables)
+                        return self._hit(environ, start_response, body, keys)
                     break
         return self.app(environ, start_response)
 
     def _hit(
-        self, environ: WSGIEnvironment, start_response: StartResponse, body: bytes
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        body: bytes,
+        keys: tuple[str, ...],
     ) -> list[bytes]:
         rid = request_id(environ.get("HTTP_X_REQUEST_ID", ""))
-        answer = json_answer(body, environ, rid, source=CacheStatus.HIT)
+        answer = json_answer(
+            body,
+            environ,
+            rid,
+            source=CacheStatus.HIT,
+            shared=keys,
+            shared_ttl=self.edge.shared_ttl,
+        )
         status = HTTPStatus(answer.status)
         start_response(f"{status.value} {status.phrase.upper()}", answer.headers)
         return [answer.body] if answer.body else []

@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     # filling it would drop counters). Unset: REDIS_URL (warned about in production).
     ratelimit_redis_url: str | None = None
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # The HTTP cache in front (Varnish): where to send purges, comma-separated base URLs
+    # (`http://varnish:80`); a name is resolved on every purge and each of its addresses is
+    # purged (Swarm's tasks.varnish, a Kubernetes headless Service). Unset: no HTTP cache,
+    # and catalog answers tell shared caches to revalidate every time (no s-maxage).
+    edge_purge_urls: str = ""
+    # How long the HTTP cache may serve a catalog answer without asking (s-maxage). Also the
+    # bound on staleness when a purge cannot reach an instance (docs/reliability.md).
+    edge_ttl_seconds: int = Field(default=60, ge=1, le=86400)
+    edge_purge_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
     # Stock held by one customer's unconfirmed ('placed') orders: at most this many orders
     # and units at once, so nobody can reserve the catalog without paying (0 = no cap).
     orders_max_open: int = Field(default=5, ge=0, le=1000)
@@ -156,6 +165,13 @@ class Settings(BaseSettings):
     def ratelimit_storage_uri(self) -> str:
         """Counters shared by every replica in Redis; per process without it."""
         return self.ratelimit_redis_url or self.redis_url or "memory://"
+
+    @property
+    def edge_purge_targets(self) -> tuple[str, ...]:
+        """EDGE_PURGE_URLS as a tuple of base URLs (empty: no HTTP cache to purge)."""
+        return tuple(
+            url.strip().rstrip("/") for url in self.edge_purge_urls.split(",") if url.strip()
+        )
 
     @property
     def uses_sqlite(self) -> bool:

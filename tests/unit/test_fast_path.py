@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 from flipkart_api.cache import KEY_PREFIX, Cache, CacheStatus
 from flipkart_api.cache_front import CacheFront, FastPath
 from flipkart_api.cache_stores import MemoryBackend
+from flipkart_api.edge import Edge
 from flipkart_api.responses import json_answer
 from flipkart_api.routing import IdConverter, path_pattern
 
@@ -67,10 +68,12 @@ def test_moving_the_route_moves_the_fast_path() -> None:
         [Rule("/shop/v2/products/<int:product_id>", endpoint="catalog.get_product")],
         converters={"int": IdConverter},
     )
-    front = CacheFront(_inner, cache, url_map, [FastPath("catalog.get_product", key)])
+    fast = FastPath("catalog.get_product", key, lambda path: (f"p{path['product_id']}",))
+    front = CacheFront(_inner, cache, Edge([], 0.5, 60), url_map, [fast])
     client = Client(front, Response)
     moved = client.get("/shop/v2/products/7")
     assert (moved.status_code, moved.headers["X-Cache"], moved.data) == (200, "HIT", b'{"id":7}')
+    assert (moved.headers["xkey"], moved.headers["Cache-Control"]) == ("p7", "public, max-age=0")
     assert client.get("/api/v1/products/7").data == b"flask"
 
 

@@ -12,7 +12,7 @@ from .. import db
 from ..auth.routes import bearer
 from ..cache_front import FastPath
 from ..responses import respond
-from . import service
+from . import cache_keys, service
 from .schemas import (
     CategoryIn,
     CategoryList,
@@ -28,11 +28,16 @@ bp = APIBlueprint("catalog", __name__, url_prefix="/api/v1", tag="Catalog")
 
 
 def _product_detail_key(path: Mapping[str, str]) -> str:
-    return service.product_key(int(path["product_id"]))
+    return cache_keys.product_key(int(path["product_id"]))
 
 
-# Cached product details are answered before Flask (cache_front.py), on this route's path.
-FAST_PATHS = (FastPath("catalog.get_product", _product_detail_key),)
+def _product_detail_surrogate_keys(path: Mapping[str, str]) -> tuple[str, ...]:
+    return (cache_keys.product_surrogate_key(int(path["product_id"])),)
+
+
+# Cached product details are answered before Flask (cache_front.py), on this route's path,
+# with the keys get_product gives them.
+FAST_PATHS = (FastPath("catalog.get_product", _product_detail_key, _product_detail_surrogate_keys),)
 
 
 @bp.get("/categories")

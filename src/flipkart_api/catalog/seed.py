@@ -82,6 +82,6 @@ def _row(p: ProductSeed, category_id: int, now: dt.datetime) -> dict[str, object
 
 def _invalidate_catalog() -> None:
     """The cached lists (and details) of the app this runs in no longer hold."""
-    from .service import invalidate_products  # the service imports the models; keep seed light
+    from .cache_keys import invalidate_products  # keep seed's imports light
 
-    invalidate_products([])
+    invalidate_products([], categories=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -12,6 +13,14 @@ from ..cache import Cached, cache
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import encode_cursor
 from ..uow import UnitOfWork
+from .cache_keys import (
+    CATEGORIES,
+    LISTS,
+    invalidate_products,
+    list_key,
+    product_key,
+    product_surrogate_key,
+)
 from .listing import build_query, price_range_probe, scopes_with_few
 from .models import Category, Product, discount_percent
 from .product_slugs import free_product_slug
@@ -30,22 +39,6 @@ from .schemas import (
 )
 from .slugs import slugify
 
-# Every list (products, categories) lives in this namespace; a write bumps its generation.
-CATALOG = "catalog"
-
-
-def product_key(product_id: int) -> str:
-    """The cache key of one product's JSON."""
-    return f"product:{product_id}"
-
-
-def invalidate_products(product_ids: list[int]) -> None:
-    """After a commit that changed these products (or categories): drop details and lists.
-
-    Registered with UnitOfWork.after_commit, so it runs exactly when the change is visible.
-    """
-    cache().invalidate(keys=[product_key(pid) for pid in product_ids], generations=[CATALOG])
-
 
 # -- categories ----------------------------------------------------------------
 def list_categories(sess: Session) -> Cached:
@@ -56,7 +49,7 @@ def list_categories(sess: Session) -> Cached:
         items = [CategoryOut.model_validate(c) for c in categories]
         return CategoryList(items=items).model_dump_json().encode()
 
-    return cache().read_through(_list_key("categories"), load)
+    return replace(cache().read_through(list_key("categories"), load), keys=(CATEGORIES,))
 
 
 def create_category(sess: Session, data: CategoryIn) -> CategoryOut:
@@ -74,7 +67,7 @@ def create_category(sess: Session, data: CategoryIn) -> CategoryOut:
             raise InvalidInput("parent_id", "no such category")
         category = Category(name=data.name, slug=slug, parent_id=data.parent_id)
         sess.add(category)
-        uow.after_commit(lambda: invalidate_products([]))
+        uow.after_commit(lambda: invalidate_products([], categories=True))
     return CategoryOut.model_validate(category)
 
 
@@ -111,7 +104,8 @@ def get_product(sess: Session, product_id: int) -> Cached:
             raise NotFound(f"Product {product_id} does not exist.")
         return ProductOut.model_validate(product).model_dump_json().encode()
 
-    return cache().read_through(product_key(product_id), load)
+    cached = cache().read_through(product_key(product_id), load)
+    return replace(cached, keys=(product_surrogate_key(product_id),))
 
 
 def list_products(sess: Session, query: ProductQuery) -> Cached:
@@ -122,13 +116,7 @@ def list_products(sess: Session, query: ProductQuery) -> Cached:
     def load() -> bytes:
         return _load_page(sess, query).model_dump_json().encode()
 
-    return cache().read_through(_list_key("products", digest), load)
-
-
-def _list_key(kind: str, *rest: str) -> str | None:
-    """kind:generation[:rest]; None (read without the cache) when there is no generation."""
-    generation = cache().generation(CATALOG)
-    return None if generation is None else ":".join((kind, generation, *rest))
+    return replace(cache().read_through(list_key("products", digest), load), keys=(LISTS,))
 
 
 def _load_page(sess: Session, query: ProductQuery) -> ProductPage:

@@ -9,8 +9,8 @@ from typing import cast
 from sqlalchemy import Table, delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from ..catalog.cache_keys import invalidate_products
 from ..catalog.models import Product
-from ..catalog.service import invalidate_products
 from ..errors import Conflict, InvalidInput, NotFound
 from ..orm import utcnow
 from ..pagination import decode_cursor, encode_cursor
