@@ -280,3 +280,39 @@ def test_an_answer_made_before_a_purge_and_arriving_after_it_is_not_stored(
         varnish.stop()
         origin.shutdown()
         origin.server_close()
+
+
+def test_an_instance_the_app_cannot_purge_is_stale_for_at_most_the_ttl(
+    edge: EdgeStack, admin_token: str, tmp_path: Path
+) -> None:
+    """The purge is lost (nothing listens where the app sends it): the bound is s-maxage."""
+    ttl = 2
+    dead = servers.free_port()
+    env = edge.env | {"EDGE_PURGE_URLS": f"http://127.0.0.1:{dead}", "EDGE_TTL_SECONDS": str(ttl)}
+    replica = Replica(servers.free_port(), env, tmp_path / "replica.log")
+    replica.start()
+    varnish = start_varnish(tmp_path / "v", [replica.port])
+    try:
+        path = "/api/v1/products/11"
+        old = json.loads(varnish.get(path).data)  # type: ignore[attr-defined]
+        assert varnish.get(path).getheader("X-Edge") == "HIT"
+        headers = {"Authorization": f"Bearer {admin_token}"}
+        patched = call(replica.port, "PATCH", path, {"price": old["price"] - 7}, headers)
+        assert patched.status == 200, patched.body
+        returned = time.monotonic()
+        seen = []
+        while time.monotonic() - returned < ttl + 3:
+            seen.append((time.monotonic() - returned, json.loads(varnish.get(path).data)["price"]))  # type: ignore[attr-defined]
+            if seen[-1][1] != old["price"]:
+                break
+            time.sleep(0.1)
+        stale_for = max((t for t, price in seen if price == old["price"]), default=0.0)
+        assert seen[0][1] == old["price"]  # the purge really was lost: the old price is served
+        assert seen[-1][1] == old["price"] - 7, seen[-3:]
+        assert stale_for <= ttl + 0.5, seen[-3:]
+        log = (tmp_path / "replica.log").read_text()
+        assert "HTTP cache purge of" in log
+        assert "failed" in log
+    finally:
+        varnish.stop()
+        replica.stop()
