@@ -28,6 +28,13 @@ sub vcl_init {
 
 sub vcl_recv {
     call choose_backend;  # backend.vcl
+    # varnishd appended its client (the proxy in front) to X-Forwarded-For; take it off, so
+    # the app sees what the front proxy sent and PROXY_HOPS counts the front proxy only.
+    if (req.http.X-Forwarded-For ~ ",") {
+        set req.http.X-Forwarded-For = regsub(req.http.X-Forwarded-For, ",\s*[^,]*$", "");
+    } else {
+        unset req.http.X-Forwarded-For;
+    }
     if (req.method == "PURGE") {
         if (client.ip !~ purgers) {
             return (synth(403, "Forbidden"));
