@@ -110,3 +110,13 @@ sub vcl_deliver {
     unset resp.http.Via;
     unset resp.http.X-Varnish;
 }
+
+sub vcl_backend_error {
+    # Varnish could not get an answer from the replicas: a 502 (Bad Gateway), which nginx
+    # answers by asking the replicas itself. The app's own 503 (its database is down) stays
+    # a 503 and is passed on: asking again would only double the load on the database.
+    if (beresp.status == 503) {
+        set beresp.status = 502;
+        set beresp.reason = "Bad Gateway";
+    }
+}
