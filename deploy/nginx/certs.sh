@@ -36,10 +36,10 @@ else
   : > "$out/self-signed"
   echo "certs: no certificate in $in; made a self-signed one for localhost, 127.0.0.1"
 fi
-# Readable by nginx (uid 101 in the official image and the stand-in), the key by it alone;
-# renamed into place so a reloading nginx never reads half a file.
+# The files are root's, group nginx (this runs as 0:101, gid 101 being nginx in the official
+# image and the stand-in): the key readable by nginx and nobody else. Renamed into place, so
+# a reloading nginx never reads half a file.
 chmod 0644 "$out/tls.crt.new"
-chmod 0600 "$out/tls.key.new"
-chown 101:101 "$out/tls.crt.new" "$out/tls.key.new"
+chmod 0640 "$out/tls.key.new"
 mv "$out/tls.crt.new" "$out/tls.crt"
 mv "$out/tls.key.new" "$out/tls.key"
