@@ -43,6 +43,8 @@ OFFLINE = [
     "--proxy-bypass-list=127.0.0.1",
     "--virtual-time-budget=15000",
 ]
+CONSOLE_ON_STDERR = ["--enable-logging=stderr", "--v=0"]
+CSP_VIOLATION = re.compile(r"Content[ -]Security[ -]Policy", re.IGNORECASE)
 ACCESS_LINE = re.compile(r'"GET (\S+) HTTP/[\d.]+" (\d{3})')
 
 
@@ -89,14 +91,29 @@ def served(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
 
 
 def _browse(chromium: str, profile: Path, url: str, *args: str) -> str:
-    """Run Chromium once, offline, on a fresh profile; its stdout."""
+    """Run Chromium once, offline, on a fresh profile; its stdout. A CSP violation fails.
+
+    With logging on stderr Chromium prints the page's console, where a blocked script,
+    style, image or fetch is reported as "... violates the following Content Security
+    Policy directive ...".
+    """
     result = subprocess.run(
-        [chromium, *OFFLINE, f"--user-data-dir={profile}", *args, url],
+        [
+            chromium,
+            *OFFLINE,
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--user-data-dir={profile}",
+            *args,
+            url,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    violations = [line for line in result.stderr.splitlines() if CSP_VIOLATION.search(line)]
+    assert not violations, violations
     return result.stdout
 
 
@@ -118,6 +135,13 @@ def test_docs_render_offline_from_our_own_assets(tmp_path: Path) -> None:
     chromium = _chromium()
     net_log = tmp_path / "net.json"
     with served(tmp_path) as (base, output):
+        # The page is served under a policy (so the browser below enforces one), and a strict
+        # one: nothing from elsewhere, no inline code but the page's own, by hash.
+        with urllib.request.urlopen(base + "/docs", timeout=10) as page:  # noqa: S310 - ours
+            policy = page.headers["Content-Security-Policy"]
+        assert "script-src 'self' 'sha256-" in policy, policy
+        assert "unsafe-inline" not in policy, policy
+        assert "unsafe-eval" not in policy, policy
         dom = _browse(
             chromium, tmp_path / "profile", base + "/docs", f"--log-net-log={net_log}", "--dump-dom"
         )

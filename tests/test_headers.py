@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 
 from flask import Flask
@@ -127,3 +129,51 @@ def test_shared_caches_may_keep_public_reads_when_the_app_purges_them(
         assert response.headers["Cache-Control"] == "public, max-age=0, s-maxage=45", path
     authorised = client.get("/api/v1/products/2", headers={"Authorization": "Bearer x"})
     assert authorised.headers["Cache-Control"] == "no-store"
+
+
+def test_security_headers_on_every_kind_of_response(seeded: Flask, client: FlaskClient) -> None:
+    """Referrer-Policy, no framing and the strict CSP on the API's answers, fast path too."""
+    client.get("/api/v1/products/3")  # fills the cache
+    responses = {
+        "cache front hit": client.get("/api/v1/products/3"),
+        "root": client.get("/"),
+        "list": client.get("/api/v1/products?limit=2"),
+        "routing 404": client.get("/no/such/path"),
+        "405": client.put("/api/v1/products"),
+        "422": client.get("/api/v1/products?limit=0"),
+        "401": client.get("/api/v1/users/me"),
+        "openapi": client.get("/openapi.json"),
+    }
+    asset = client.get("/docs").text.split('src="')[1].split('"')[0]
+    with client.get(asset) as responses["docs asset"]:  # a file: closed after
+        pass
+    assert responses["cache front hit"].headers["X-Cache"] == "HIT"
+    expected = {
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    }
+    wrong = {
+        name: dict(response.headers)
+        for name, response in responses.items()
+        if any(response.headers.get(k) != v for k, v in expected.items())
+    }
+    assert not wrong, wrong
+    assert "Strict-Transport-Security" not in responses["root"].headers  # nginx's job
+
+
+def test_docs_policy_allows_exactly_the_page_inline_blocks(
+    seeded: Flask, client: FlaskClient
+) -> None:
+    """/docs: own files, its inline script and style by hash, never 'unsafe-inline'."""
+    docs = client.get("/docs")
+    policy = docs.headers["Content-Security-Policy"]
+    assert docs.headers["X-Frame-Options"] == "DENY"
+    assert "unsafe-inline" not in policy
+    assert "unsafe-eval" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "default-src 'none'" in policy
+    script = docs.text.split("<script>")[1].split("</script>")[0].encode()
+    digest = base64.b64encode(hashlib.sha256(script).digest()).decode()
+    assert f"script-src 'self' 'sha256-{digest}'" in policy
+    assert "style-src 'self' 'sha256-" in policy

@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -42,10 +43,12 @@ def docker(
     return result
 
 
-def http(url: str, timeout: float = 5) -> tuple[int, dict[str, Any] | None]:
+def http(
+    url: str, timeout: float = 5, context: ssl.SSLContext | None = None
+) -> tuple[int, dict[str, Any] | None]:
     """(status, JSON body or None) of a GET; connection errors are status 0."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - 127.0.0.1
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310
             body = response.read()
             return response.status, json.loads(body) if body.startswith(b"{") else None
     except urllib.error.HTTPError as error:
@@ -54,11 +57,11 @@ def http(url: str, timeout: float = 5) -> tuple[int, dict[str, Any] | None]:
         return 0, None
 
 
-def wait_for(url: str, seconds: float = 90) -> float:
+def wait_for(url: str, seconds: float = 90, context: ssl.SSLContext | None = None) -> float:
     """Seconds until url answers 200; fails after `seconds`."""
     started = time.monotonic()
     while time.monotonic() - started < seconds:
-        if http(url, timeout=2)[0] == 200:
+        if http(url, timeout=2, context=context)[0] == 200:
             return time.monotonic() - started
         time.sleep(0.3)
     raise AssertionError(f"{url} did not answer 200 within {seconds}s")
@@ -120,14 +123,40 @@ class Stack:
     files: list[str]
     env: dict[str, str]
     ports: dict[str, int] = field(default_factory=dict)
+    _tls: ssl.SSLContext | None = None
 
     def compose(
         self, *args: str, check: bool = True, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
         """docker compose -p <project> -f <files> <args>."""
         files = [a for f in self.files for a in ("-f", str(ROOT / f))]
+        if "down" in args and "-v" in args:
+            self._tls = None  # the tls volume goes: the next `up` makes another certificate
         return docker("compose", "-p", self.project, *files, *args, check=check, timeout=timeout,
                       env=os.environ | self.env, cwd=ROOT)  # fmt: skip
+
+    def certificate(self) -> str:
+        """The PEM certificate nginx serves, read back from its container."""
+        return self.compose("exec", "-T", "nginx", "cat", "/etc/nginx/tls/tls.crt").stdout
+
+    def tls(self) -> ssl.SSLContext:
+        """A client context that trusts exactly the stack's certificate (self-signed here)."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context(cadata=self.certificate())
+        return self._tls
+
+    @property
+    def base(self) -> str:
+        """https://127.0.0.1:<nginx's TLS port> (the certificate names 127.0.0.1)."""
+        return f"https://127.0.0.1:{self.ports['https']}"
+
+    def get(self, path: str, timeout: float = 5) -> tuple[int, dict[str, Any] | None]:
+        """`http()` of a path through nginx, over HTTPS, the certificate verified."""
+        return http(self.base + path, timeout=timeout, context=self.tls())
+
+    def wait_for(self, path: str, seconds: float = 90) -> float:
+        """`wait_for()` of a path through nginx, over HTTPS."""
+        return wait_for(self.base + path, seconds, context=self.tls())
 
     def containers(self, service: str) -> list[str]:
         """Names of the service's running containers."""
@@ -169,10 +198,11 @@ def prod_stack_named(request: pytest.FixtureRequest, image: str, project: str) -
         "REDIS_PASSWORD": secrets.token_urlsafe(24),
         "APP_IMAGE": image,
     }
-    port, adminer = servers.free_port(), servers.free_port()
-    env |= {"HTTP_PORT": f"127.0.0.1:{port}", "ADMINER_PORT": str(adminer)}
+    port, https, adminer = servers.free_port(), servers.free_port(), servers.free_port()
+    env |= {"HTTP_PORT": f"127.0.0.1:{port}", "HTTPS_PORT": f"127.0.0.1:{https}"}
+    env |= {"ADMINER_PORT": str(adminer)}
     for stack in _stack(request, project, ["compose.prod.yaml"], env):
-        stack.ports = {"http": port, "adminer": adminer}
+        stack.ports = {"http": port, "https": https, "adminer": adminer}
         yield stack
 
 

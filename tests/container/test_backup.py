@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ..drill import Snapshot, row_counts, snapshot
-from .conftest import ROOT, Stack, docker, http, prod_stack_named, wait_for
+from .conftest import ROOT, Stack, docker, prod_stack_named
 
 pytestmark = pytest.mark.timeout(900)
 ADDRESS = {
@@ -42,14 +42,14 @@ def _call(
     stack: Stack, method: str, path: str, body: object = None, token: str | None = None
 ) -> tuple[int, Any]:
     """One JSON request through nginx: (status, parsed body)."""
-    url = f"http://127.0.0.1:{stack.ports['http']}/api/v1{path}"
+    url = f"{stack.base}/api/v1{path}"
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - https
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - 127.0.0.1
+        with urllib.request.urlopen(request, timeout=10, context=stack.tls()) as response:  # noqa: S310
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
@@ -121,7 +121,7 @@ def test_restore_drill_after_down_v(stack: Stack, tmp_path: Path) -> None:
                 stack, "POST", "/orders", {"items": [line], "shipping_address": ADDRESS}, token
             )
             assert status == 201, body
-    product = http(f"http://127.0.0.1:{stack.ports['http']}/api/v1/products/1")[1]
+    product = stack.get("/api/v1/products/1")[1]
     before = _snapshot(stack)
     assert row_counts(before)["orders"] == CUSTOMERS * 3
 
@@ -135,7 +135,7 @@ def test_restore_drill_after_down_v(stack: Stack, tmp_path: Path) -> None:
     assert backup.exists(), "down -v took the backup with it"
 
     stack.compose("up", "-d", "--wait", timeout=900)
-    wait_for(f"http://127.0.0.1:{stack.ports['http']}/livez")
+    stack.wait_for("/livez")
     assert row_counts(_snapshot(stack))["orders"] == 0  # migrated, empty
     restore_s = _script(stack, "restore.sh", backup)
 
@@ -147,7 +147,7 @@ def test_restore_drill_after_down_v(stack: Stack, tmp_path: Path) -> None:
     )
 
     # The API serves the restored data, and new ids do not collide with restored ones.
-    assert http(f"http://127.0.0.1:{stack.ports['http']}/api/v1/products/1")[1] == product
+    assert stack.get("/api/v1/products/1")[1] == product
     token = _token(stack, 0)
     status, orders = _call(stack, "GET", "/orders", token=token)
     assert status == 200

@@ -157,13 +157,18 @@ class Replica:
 
 
 # What ties deploy/nginx/default.conf to Docker, and its local stand-in. Each must match
-# exactly once, so a reshaped production config fails here instead of being half-tested.
+# exactly as often as given, so a reshaped production config fails here instead of being
+# half-tested. The TLS server (443) is the API; port 80 only redirects.
 NGINX_SWAPS = (
-    ("listen 80;", "listen 127.0.0.1:{port};"),
-    ("access_log /dev/stdout edge;", "access_log {prefix}/access.log edge;"),
+    ("access_log /dev/stdout edge;", "access_log {prefix}/access.log edge;", 2),
     # A named upstream group instead of Docker DNS; `proxy_pass $app` then picks the group.
-    ("set $app http://web:5000;", "set $app http://replicas;"),
+    ("set $app http://web:5000;", "set $app http://replicas;", 1),
+    ("ssl_certificate /etc/nginx/tls/tls.crt;", "ssl_certificate {prefix}/tls.crt;", 1),
+    ("ssl_certificate_key /etc/nginx/tls/tls.key;", "ssl_certificate_key {prefix}/tls.key;", 1),
+    ("root /var/www/acme;", "root {acme};", 1),
 )
+TLS_LISTEN = "listen 443 ssl http2;"
+HTTP_LISTEN = "listen 80;"
 
 NGINX_MAIN = """worker_processes 1;
 pid {prefix}/nginx.pid;
@@ -178,13 +183,51 @@ http {{
 """
 
 
-def render_nginx_conf(prefix: Path, port: int, replica_ports: list[int]) -> Path:
-    """Write nginx.conf (main context) including the adapted production server block."""
+def self_signed(directory: Path, name: str = "localhost") -> tuple[Path, Path]:
+    """A throwaway certificate and key for `name` (and 127.0.0.1), by the openssl CLI."""
+    cert, key = directory / "tls.crt", directory / "tls.key"
+    if not cert.exists():
+        subprocess.run(
+            [
+                *("openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", f"/CN={name}"),
+                *("-newkey", "rsa:2048"),  # RSA: the suites most clients still get
+                *("-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1"),
+                *("-keyout", str(key), "-out", str(cert)),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+    return cert, key
+
+
+def render_nginx_conf(
+    prefix: Path,
+    port: int,
+    replica_ports: list[int],
+    *,
+    tls: bool = False,
+    http_port: int = 0,
+    acme: Path | None = None,
+) -> Path:
+    """Write nginx.conf (main context) including the adapted production server block.
+
+    With `tls` the API listens with TLS on `port` and the redirect server on `http_port`,
+    as in production. Without it (the drills, the hostile-edge tests: what they test is
+    not TLS) the same server block listens plainly on `port`, and the redirect server on
+    a Unix socket in the prefix. `acme` is the webroot for certbot's challenge files (a
+    directory nginx's workers can read: as root they run as nobody).
+    """
+    acme = acme or prefix / "acme"
     conf = (ROOT / "deploy" / "nginx" / "default.conf").read_text()
-    for old, new in NGINX_SWAPS:
-        assert conf.count(old) == 1, f"deploy/nginx/default.conf changed shape: {old!r}"
-        conf = conf.replace(old, new.format(port=port, prefix=prefix))
+    tls_listen = f"listen 127.0.0.1:{port} ssl http2;" if tls else f"listen 127.0.0.1:{port};"
+    redirect = f"listen 127.0.0.1:{http_port};" if tls else f"listen unix:{prefix}/http.sock;"
+    for old, new, count in (*NGINX_SWAPS, (TLS_LISTEN, tls_listen, 1), (HTTP_LISTEN, redirect, 1)):
+        assert conf.count(old) == count, f"deploy/nginx/default.conf changed shape: {old!r}"
+        conf = conf.replace(old, new.format(prefix=prefix, acme=acme))
     (prefix / "default.conf").write_text(conf)
+    acme.mkdir(exist_ok=True)
+    self_signed(prefix)
     # max_fails=0: production resolves `web` per request into a fresh peer list, so no
     # failure state outlives a request there; a static group must not keep any either.
     upstreams = "\n".join(f"        server 127.0.0.1:{p} max_fails=0;" for p in replica_ports)

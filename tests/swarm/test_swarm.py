@@ -6,11 +6,14 @@ unless this machine was already in one. Traffic goes only to 127.0.0.1; loops ar
 
 from __future__ import annotations
 
+import http.client as httpclient
 import json
 import os
 import secrets
+import ssl
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ import pytest
 
 from .. import servers
 from ..container.conftest import ROOT, docker, http, wait_for
+from ..faults.stack import self_signed
 
 ROOT_USERS = {"", "root", "0"}
 
@@ -88,7 +92,13 @@ def _secrets(directory: Path) -> dict[str, str]:
     }
     for name, value in values.items():
         (directory / name).write_text(value)
+    self_signed(directory)  # tls.crt, tls.key: for localhost and 127.0.0.1
     return values
+
+
+def _tls(deployed: dict[str, str]) -> ssl.SSLContext:
+    """A client context trusting exactly the certificate given to the stack as a secret."""
+    return ssl.create_default_context(cafile=deployed["cert"])
 
 
 def _replicas() -> str:
@@ -105,10 +115,11 @@ def deployed(
     """The stack on images[0], 3 web replicas answering: its base URL and secret values."""
     directory = tmp_path_factory.mktemp("secrets")
     values = _secrets(directory)
-    port = servers.free_port()
+    port, https = servers.free_port(), servers.free_port()
     env = os.environ | {
         "APP_IMAGE": images[0],
         "HTTP_PORT": str(port),
+        "HTTPS_PORT": str(https),
         "SECRETS_DIR": str(directory),
     }
     result = docker(
@@ -123,13 +134,14 @@ def deployed(
     )
     # The CLI names the keys Swarm cannot apply (security_opt, ...): the file has none.
     assert "Ignoring" not in result.stdout + result.stderr, result.stderr
-    base = f"http://127.0.0.1:{port}"
-    wait_for(base + "/readyz", seconds=240)
+    base = f"https://127.0.0.1:{https}"
+    cert = str(directory / "tls.crt")
+    wait_for(base + "/readyz", seconds=240, context=ssl.create_default_context(cafile=cert))
     deadline = time.monotonic() + 120
     while _replicas() != "3/3":
         assert time.monotonic() < deadline, f"web replicas: {_replicas()}"
         time.sleep(1)
-    return values | {"base": base}
+    return values | {"base": base, "cert": cert, "http_port": str(port)}
 
 
 def _container(service: str) -> str:
@@ -147,11 +159,11 @@ def _container(service: str) -> str:
 def test_services_are_hardened_and_redis_wants_its_password(deployed: dict[str, str]) -> None:
     network = json.loads(docker("network", "inspect", f"{STACK}_backend").stdout)[0]
     assert network["Options"].get("encrypted") == "true", network["Options"]
-    status, body = http(deployed["base"] + "/health")
+    status, body = http(deployed["base"] + "/health", context=_tls(deployed))
     assert status == 200
     assert body is not None
     assert body["checks"] == {"database": "ok", "cache": "ok"}  # through the password
-    secret_values = [v for k, v in deployed.items() if k != "base"]
+    secret_values = [v for k, v in deployed.items() if k not in ("base", "cert", "http_port")]
     for service in ("web", "nginx", "db", "redis", "redis-limits"):
         spec = json.loads(docker("service", "inspect", f"{STACK}_{service}").stdout)[0]
         container_spec = spec["Spec"]["TaskTemplate"]["ContainerSpec"]
@@ -182,9 +194,28 @@ def test_services_are_hardened_and_redis_wants_its_password(deployed: dict[str, 
         assert saved.startswith("ERR"), f"{service} wrote a snapshot when asked: {saved}"
 
 
+def test_tls_from_the_secrets_and_80_only_redirects(deployed: dict[str, str]) -> None:
+    """nginx serves the certificate given as a secret (verified), with HSTS; 80 redirects."""
+    request = urllib.request.Request(deployed["base"] + "/livez")  # noqa: S310 - https
+    with urllib.request.urlopen(request, timeout=10, context=_tls(deployed)) as answer:  # noqa: S310
+        assert answer.status == 200
+        assert answer.headers.get_all("Strict-Transport-Security") == ["max-age=63072000"]
+    key = docker("exec", _container("nginx"), "stat", "-c", "%u %a", "/etc/nginx/tls/tls.key")
+    assert key.stdout.split() == ["101", "400"]
+    conn = httpclient.HTTPConnection("127.0.0.1", int(deployed["http_port"]), timeout=10)
+    try:
+        conn.request("GET", "/api/v1/products?limit=1")
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    assert response.status == 301
+    assert response.headers["Location"] == "https://127.0.0.1/api/v1/products?limit=1"
+
+
 def test_rolling_update_drops_no_request(deployed: dict[str, str], images: tuple[str, str]) -> None:
-    base = deployed["base"]
-    instances = {(http(base + "/health")[1] or {}).get("instance") for _ in range(60)}
+    base, tls = deployed["base"], _tls(deployed)
+    instances = {(http(base + "/health", context=tls)[1] or {}).get("instance") for _ in range(60)}
     assert len(instances - {None}) == 3, instances
 
     codes: Counter[int] = Counter()
@@ -198,7 +229,7 @@ def test_rolling_update_drops_no_request(deployed: dict[str, str], images: tuple
             and time.monotonic() - started < MAX_SECONDS
         ):
             for path in ("/health", "/", "/api/v1/categories"):
-                codes[http(base + path, timeout=10)[0]] += 1
+                codes[http(base + path, timeout=10, context=tls)[0]] += 1
 
     workers = [threading.Thread(target=load) for _ in range(3)]
     for w in workers:
