@@ -17,7 +17,7 @@ PYTHON_IMAGE ?= python:3.13-slim
 
 .PHONY: run test test-unit test-slow test-docker test-swarm test-faults bench bench-quick lint lint-deploy typecheck check install \
 	migrate seed clean image push backup restore backup-docker restore-docker audit lock
-.PHONY: help install-runtime k8s-vcl
+.PHONY: help install-runtime render-vcl
 .DEFAULT_GOAL := help
 
 help: ## List the targets with what they do (also what `make` alone prints)
@@ -99,7 +99,7 @@ lint-deploy: $(STAMP) ## Dockerfile (hadolint), workflows (actionlint), Kubernet
 	PYTHON=$(BIN)/python bash deploy/k8s/validate.sh
 	$(BIN)/python deploy/k8s/render_vcl.py --check
 
-k8s-vcl: ## Regenerate deploy/k8s/base/varnish-vcl.yaml from deploy/varnish/default.vcl
+render-vcl: ## Regenerate deploy/k8s/base/varnish-vcl.yaml from deploy/varnish/default.vcl
 	python3 deploy/k8s/render_vcl.py
 
 typecheck: $(STAMP) ## mypy --strict on the package

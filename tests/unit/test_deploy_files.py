@@ -16,6 +16,6 @@ def test_the_kubernetes_vcl_config_map_is_the_shipped_vcl() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     committed = (ROOT / "deploy/k8s/base/varnish-vcl.yaml").read_text()
-    assert committed == module.render(), "run make k8s-vcl"
+    assert committed == module.render(), "run make render-vcl"
     vcl = (ROOT / "deploy/varnish/default.vcl").read_text()
     assert "\n".join(f"    {line}" if line else "" for line in vcl.splitlines()) in committed
