@@ -1,6 +1,7 @@
 """The freshness promise under load: no read that starts after a write returned shows older data.
 
-Three replicas on PostgreSQL behind the real Varnish (deploy/varnish/default.vcl). Writers
+Through the front door (tests/front_door.py: nginx with TLS -> Varnish -> 3 replicas on
+PostgreSQL), as a client sees it. Writers
 raise prices (admin PATCH) and place orders while readers fetch the same products through
 the cache; every read's start time and values, and every write's return time, are recorded
 (one monotonic clock). Prices only go up and stock only goes down, so a read that started
@@ -21,8 +22,8 @@ from dataclasses import dataclass
 import pytest
 
 from . import servers
-from .faults.stack import call
-from .test_http_cache import ADDRESS, ADMIN, EdgeStack, start_edge_stack, stop_edge_stack
+from .front_door import ADMIN, FrontDoor, start_front_door, stop_front_door
+from .test_http_cache import ADDRESS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -51,17 +52,18 @@ class Write:
 @pytest.fixture(scope="module")
 def stack(
     tmp_path_factory: pytest.TempPathFactory, pg_server: servers.PostgresServer
-) -> Iterator[EdgeStack]:
-    started = start_edge_stack(tmp_path_factory.mktemp("race"), pg_server, replicas=3)
+) -> Iterator[FrontDoor]:
+    started = start_front_door(tmp_path_factory.mktemp("race"), pg_server, replicas=3)
     yield started
-    stop_edge_stack(started)
+    stop_front_door(started)
 
 
 class Client:
-    """One keep-alive connection to the cache."""
+    """One keep-alive HTTPS connection to the front door."""
 
-    def __init__(self, port: int) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    def __init__(self, door: FrontDoor) -> None:
+        self.door = door
+        self.conn = door.connect()
 
     def request(
         self, method: str, path: str, body: object = None, token: str = ""
@@ -75,6 +77,7 @@ class Client:
             response = self.conn.getresponse()
         except (http.client.HTTPException, OSError):
             self.conn.close()  # a dropped keep-alive connection: once more, on a new one
+            self.conn = self.door.connect()
             self.conn.request(method, path, body=payload, headers=headers)
             response = self.conn.getresponse()
         data = response.read()
@@ -85,17 +88,13 @@ class Client:
         self.conn.close()
 
 
-def test_no_read_after_a_write_returned_shows_older_data(stack: EdgeStack) -> None:
+def test_no_read_after_a_write_returned_shows_older_data(stack: FrontDoor) -> None:
     admin = stack.token(ADMIN["email"], ADMIN["password"])
-    reply = call(
-        stack.varnish.port,
-        "POST",
-        "/api/v1/auth/register",
-        {"email": "racer@example.in", "password": "racer-password", "name": "R"},
-    )
-    assert reply.status == 201, reply.body
+    account = {"email": "racer@example.in", "password": "racer-password", "name": "R"}
+    status, _, body = stack.request("POST", "/api/v1/auth/register", account)
+    assert status == 201, body
     customer = stack.token("racer@example.in", "racer-password")
-    setup = Client(stack.varnish.port)
+    setup = Client(stack)
     for pid in PRICED:
         status, _, body = setup.request(
             "PATCH", f"/api/v1/products/{pid}", {"mrp": 10**9, "price": 1000}, admin
@@ -117,7 +116,7 @@ def test_no_read_after_a_write_returned_shows_older_data(stack: EdgeStack) -> No
     errors: list[str] = []
 
     def read_loop(seed: int) -> None:
-        client, rng = Client(stack.varnish.port), random.Random(seed)
+        client, rng = Client(stack), random.Random(seed)
         while not stop.is_set():
             pid = rng.choice(PRICED + ORDERED)
             started = time.monotonic()
@@ -132,7 +131,7 @@ def test_no_read_after_a_write_returned_shows_older_data(stack: EdgeStack) -> No
         client.close()
 
     def price_loop() -> None:
-        client, price = Client(stack.varnish.port), 1000
+        client, price = Client(stack), 1000
         while not stop.is_set():
             for pid in PRICED:
                 price += 1
@@ -146,7 +145,7 @@ def test_no_read_after_a_write_returned_shows_older_data(stack: EdgeStack) -> No
         client.close()
 
     def order_loop() -> None:
-        client, rng = Client(stack.varnish.port), random.Random(7)
+        client, rng = Client(stack), random.Random(7)
         while not stop.is_set():
             pid = rng.choice(ORDERED)
             order = {"items": [{"product_id": pid, "quantity": 1}], "shipping_address": ADDRESS}

@@ -162,13 +162,15 @@ class Replica:
 NGINX_SWAPS = (
     ("access_log /dev/stdout edge;", "access_log {prefix}/access.log edge;", 2),
     # A named upstream group instead of Docker DNS; `proxy_pass $app` then picks the group.
-    ("set $app http://web:5000;", "set $app http://replicas;", 1),
+    ("set $app http://web:5000;", "set $app http://replicas;", 2),
     ("ssl_certificate /etc/nginx/tls/tls.crt;", "ssl_certificate {prefix}/tls.crt;", 1),
     ("ssl_certificate_key /etc/nginx/tls/tls.key;", "ssl_certificate_key {prefix}/tls.key;", 1),
     ("root /var/www/acme;", "root {acme};", 1),
 )
 TLS_LISTEN = "listen 443 ssl http2;"
 HTTP_LISTEN = "listen 80;"
+CACHE_TARGET = "set $cache http://varnish:80;"
+CACHE_BACKEND_LISTEN = "listen 8081;"
 
 NGINX_MAIN = """worker_processes 1;
 pid {prefix}/nginx.pid;
@@ -209,6 +211,8 @@ def render_nginx_conf(
     tls: bool = False,
     http_port: int = 0,
     acme: Path | None = None,
+    cache_port: int = 0,
+    cache_backend_port: int = 0,
 ) -> Path:
     """Write nginx.conf (main context) including the adapted production server block.
 
@@ -217,12 +221,29 @@ def render_nginx_conf(
     not TLS) the same server block listens plainly on `port`, and the redirect server on
     a Unix socket in the prefix. `acme` is the webroot for certbot's challenge files (a
     directory nginx's workers can read: as root they run as nobody).
+
+    `cache_port`: a Varnish on 127.0.0.1 that anonymous reads go to (none: they go to the
+    replicas, as when the cache is down); `cache_backend_port`: where the internal server
+    Varnish asks listens (none: a Unix socket nobody uses).
     """
     acme = acme or prefix / "acme"
     conf = (ROOT / "deploy" / "nginx" / "default.conf").read_text()
     tls_listen = f"listen 127.0.0.1:{port} ssl http2;" if tls else f"listen 127.0.0.1:{port};"
     redirect = f"listen 127.0.0.1:{http_port};" if tls else f"listen unix:{prefix}/http.sock;"
-    for old, new, count in (*NGINX_SWAPS, (TLS_LISTEN, tls_listen, 1), (HTTP_LISTEN, redirect, 1)):
+    cache = f"http://127.0.0.1:{cache_port}" if cache_port else "http://replicas"
+    backend = (
+        f"listen 127.0.0.1:{cache_backend_port};"
+        if cache_backend_port
+        else f"listen unix:{prefix}/cache-backend.sock;"
+    )
+    swaps = (
+        *NGINX_SWAPS,
+        (TLS_LISTEN, tls_listen, 1),
+        (HTTP_LISTEN, redirect, 1),
+        (CACHE_TARGET, f"set $cache {cache};", 1),
+        (CACHE_BACKEND_LISTEN, backend, 1),
+    )
+    for old, new, count in swaps:
         assert conf.count(old) == count, f"deploy/nginx/default.conf changed shape: {old!r}"
         conf = conf.replace(old, new.format(prefix=prefix, acme=acme))
     (prefix / "default.conf").write_text(conf)
