@@ -1,4 +1,4 @@
-"""compose.prod.yaml: nginx in front of 3 replicas, surviving kills, stops and restarts.
+"""compose.prod.yaml: nginx and the HTTP cache before 3 replicas, surviving kills and restarts.
 
 The tests run in file order against one stack (module-scoped fixture).
 """
@@ -297,6 +297,32 @@ def test_a_crashed_cache_comes_back_with_nothing_invalidated_before(prod_stack: 
     assert any(cache == "HIT" for _, cache in seen), "the cache was never used again"
 
 
+def test_the_http_cache_serves_is_purged_and_its_outage_fails_no_read(prod_stack: Stack) -> None:
+    """Varnish behind nginx: hits, a write read back at once, and 0 failed GETs without it."""
+    path = "/api/v1/products/9"
+    first = _call(prod_stack, "GET", path, header="X-Edge", edge=True)
+    second = _call(prod_stack, "GET", path, header="X-Edge", edge=True)
+    assert (first[0], first[2], second[2]) == (200, "MISS", "HIT")
+    assert first[1] is not None
+    price = first[1]["price"] - 2
+    token = _admin_token(prod_stack)
+    assert _call(prod_stack, "PATCH", path, {"price": price}, token)[0] == 200
+    status, body, edge = _call(prod_stack, "GET", path, header="X-Edge", edge=True)
+    assert (status, edge) == (200, "MISS")
+    assert body is not None
+    assert body["price"] == price
+    prod_stack.compose("stop", "varnish")
+    try:
+        with Load(prod_stack) as load:
+            pass
+        print(f"\nHTTP cache stopped: sent={sum(load.codes.values())} codes={dict(load.codes)}")
+        assert load.failed == 0, load.codes
+    finally:
+        prod_stack.compose("up", "-d", "--wait", timeout=300)
+    _call(prod_stack, "GET", path, header="X-Edge", edge=True)
+    assert _call(prod_stack, "GET", path, header="X-Edge", edge=True)[2] == "HIT"
+
+
 def _redis_cli(stack: Stack, *args: str) -> str:
     """redis-cli in the cache container (it authenticates from REDISCLI_AUTH)."""
     return stack.compose("exec", "-T", "redis", "redis-cli", *args).stdout
@@ -357,19 +383,28 @@ def _call(
     path: str,
     body: dict[str, Any] | None = None,
     token: str | None = None,
+    *,
+    header: str = "X-Cache",
+    edge: bool = False,
 ) -> tuple[int, dict[str, Any] | None, str]:
-    """(status, JSON body, X-Cache) of one request through nginx, over HTTPS."""
+    """(status, JSON body, `header`) of one request through nginx, over HTTPS.
+
+    Not through the HTTP cache unless `edge`: a cookie sends it straight to the replicas, so
+    X-Cache says what Redis did for this very request.
+    """
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(stack.base + path, data=data, method=method)  # noqa: S310
     request.add_header("Content-Type", "application/json")
+    if not edge:
+        request.add_header("Cookie", "edge=bypass")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=10, context=stack.tls()) as response:  # noqa: S310
-            raw, status, cache = response.read(), response.status, response.headers["X-Cache"]
+            raw, status, value = response.read(), response.status, response.headers[header]
     except urllib.error.HTTPError as error:
-        raw, status, cache = error.read(), error.code, error.headers["X-Cache"]
-    return int(status), json.loads(raw) if raw.startswith(b"{") else None, str(cache or "")
+        raw, status, value = error.read(), error.code, error.headers[header]
+    return int(status), json.loads(raw) if raw.startswith(b"{") else None, str(value or "")
 
 
 def _post(stack: Stack, path: str, body: dict[str, str]) -> int:

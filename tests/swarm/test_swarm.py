@@ -17,6 +17,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,7 +165,7 @@ def test_services_are_hardened_and_redis_wants_its_password(deployed: dict[str, 
     assert body is not None
     assert body["checks"] == {"database": "ok", "cache": "ok"}  # through the password
     secret_values = [v for k, v in deployed.items() if k not in ("base", "cert", "http_port")]
-    for service in ("web", "nginx", "db", "redis", "redis-limits"):
+    for service in ("web", "nginx", "varnish", "db", "redis", "redis-limits"):
         spec = json.loads(docker("service", "inspect", f"{STACK}_{service}").stdout)[0]
         container_spec = spec["Spec"]["TaskTemplate"]["ContainerSpec"]
         assert container_spec.get("ReadOnly") is True, f"{service}: writable root filesystem"
@@ -211,6 +212,39 @@ def test_tls_from_the_secrets_and_80_only_redirects(deployed: dict[str, str]) ->
         conn.close()
     assert response.status == 301
     assert response.headers["Location"] == "https://127.0.0.1/api/v1/products?limit=1"
+
+
+def _get(deployed: dict[str, str], path: str) -> tuple[int, str, Any]:
+    """(status, X-Edge, JSON body) of an anonymous GET over HTTPS."""
+    request = urllib.request.Request(deployed["base"] + path)  # noqa: S310 - https
+    with urllib.request.urlopen(request, timeout=10, context=_tls(deployed)) as answer:  # noqa: S310
+        return answer.status, answer.headers.get("X-Edge", ""), json.loads(answer.read())
+
+
+def test_the_http_cache_serves_and_every_task_is_purged(deployed: dict[str, str]) -> None:
+    """Through nginx to Varnish; a write purges it through tasks.varnish (Swarm's DNS)."""
+    first, second = _get(deployed, "/api/v1/categories"), _get(deployed, "/api/v1/categories")
+    assert (first[0], second[1]) == (200, "HIT"), (first[:2], second[:2])
+    email, password = "swarm-admin@example.in", secrets.token_urlsafe(16)
+    docker("exec", _container("web"), "flipkart-api", "create-admin", "--email", email,
+           "--password", password)  # fmt: skip
+    token = _post(deployed, "/api/v1/auth/token", {"email": email, "password": password})
+    created = _post(deployed, "/api/v1/categories", {"name": "Swarm Gear"}, token["access_token"])
+    assert created["slug"] == "swarm-gear", created
+    status, source, tree = _get(deployed, "/api/v1/categories")
+    assert (status, source) == (200, "MISS")
+    assert "swarm-gear" in {c["slug"] for c in tree["items"]}
+
+
+def _post(deployed: dict[str, str], path: str, body: dict[str, str], token: str = "") -> Any:
+    """A JSON POST over HTTPS; its parsed answer."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(deployed["base"] + path, data, headers)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10, context=_tls(deployed)) as answer:  # noqa: S310
+        return json.loads(answer.read())
 
 
 def test_rolling_update_drops_no_request(deployed: dict[str, str], images: tuple[str, str]) -> None:
