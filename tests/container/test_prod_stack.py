@@ -367,8 +367,18 @@ def _restart_and_wait_healthy(name: str) -> None:
 
 def _admin_token(stack: Stack) -> str:
     email, password = "cache-admin@example.in", secrets.token_urlsafe(16)
-    stack.compose("exec", "-T", "web", "flipkart-api", "create-admin", "--email", email,
-                  "--password", password)  # fmt: skip
+    stack.compose(
+        "exec",
+        "-T",
+        "web",
+        "flipkart-api",
+        "create-admin",
+        "--email",
+        email,
+        "--password",
+        password,
+        "--reset-password",  # the second test to ask gets a password that works too
+    )
     status, body, _ = _call(
         stack, "POST", "/api/v1/auth/token", {"email": email, "password": password}
     )
