@@ -4,8 +4,13 @@ Starts everything natively on 127.0.0.1: PostgreSQL and Redis (tests/servers.py)
 of our app (`flipkart-api serve`, production settings) and 3 of the tutorial baseline
 (bench/baseline: gunicorn, 4 sync workers), each set behind nginx (bench/nginx.conf.tmpl).
 Each scenario runs wrk for a fixed time after a warm-up, `repeats` times, through nginx and
-directly against one replica. Then: the app-server comparison, resources, and latency
-against catalog size (bench/scaling.py). Figures are medians with min-max; every ratio
+directly against one replica. Then the front door (bench/edge.py): nginx on HTTP and HTTPS
+(bench/nginx-edge.conf.tmpl) -> Varnish with the production VCL -> 3 more replicas that
+purge it: cached detail, list and search against the tutorial's GET / of the same run, TLS
+against plain HTTP (and a handshake's cost), the hit ratio of a Zipf read mix with 1% admin
+price writes (and stale reads), and orders and admin writes with the purges and without
+(interleaved). Then: the app-server comparison, resources, and latency against catalog size
+(bench/scaling.py). Figures are medians with min-max; every ratio
 compares runs of this same process. Writes bench/results/<date>[-quick].json, .md and PNGs.
 
     .venv/bin/python -m bench.harness            # full run, about 20 minutes

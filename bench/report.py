@@ -280,7 +280,10 @@ def edge_targets(
     )
     tls = _median(https, "rps") / _median(http, "rps")
     cpu_s, cpu_p = https["cpu_ms_per_request"], http["cpu_ms_per_request"]
-    server = lambda c: c.get("nginx", 0) + c.get("varnish", 0)  # noqa: E731
+
+    def server(c: dict[str, float]) -> float:
+        return c.get("nginx", 0.0) + c.get("varnish", 0.0)
+
     rows.append(
         _target(
             "front door: HTTPS / HTTP req/s, keep-alive, cached detail",
@@ -288,7 +291,7 @@ def edge_targets(
             ">=",
             0.7,
             f"per request TLS adds {cpu_s['nginx'] - cpu_p['nginx']:.3f} ms of nginx CPU and "
-            f"{cpu_s['wrk'] - cpu_p['wrk']:.3f} ms of wrk's on the same 2 cores; on the "
+            f"{cpu_s['wrk'] - cpu_p['wrk']:.3f} ms of wrk's on the same {cores} cores; on the "
             f"server side alone (nginx + Varnish) HTTPS costs {server(cpu_s) / server(cpu_p):.2f}x "
             "the CPU of HTTP",
         )
@@ -362,7 +365,7 @@ def _markdown(doc: dict[str, Any], plots: list[str]) -> str:
             f"| {r['socket_errors']['median']:.0f} |"
         )
     if doc.get("edge"):
-        lines += _edge_markdown(doc["edge"])
+        lines += _edge_markdown(doc["edge"], doc.get("cpus") or os.cpu_count() or 1)
     cons = doc["orders_conservation"]
     lines += [
         "",
@@ -421,7 +424,12 @@ def _why(t: dict[str, Any]) -> str:
     return f"{t['missed_by']}" + (f": {t['why']}" if t.get("why") else "")
 
 
-def _edge_markdown(edge: dict[str, Any]) -> list[str]:
+def _primed(seen: dict[str, int]) -> str:
+    """{"200 MISS": 1054} -> "1,054 answered 200 MISS"."""
+    return ", ".join(f"{count:,} answered {kind}" for kind, count in sorted(seen.items()))
+
+
+def _edge_markdown(edge: dict[str, Any], cores: int) -> list[str]:
     """The front door's section: throughput, TLS, hit ratio, the purges' A/B."""
     neg = edge["negotiated"]
     lines = [
@@ -431,7 +439,7 @@ def _edge_markdown(edge: dict[str, Any]) -> list[str]:
         f"HTTPS: {neg['tls_version']}, {neg['cipher']}, ALPN `{neg['alpn']}` offered to a "
         "client that asks for h2 (wrk speaks HTTP/1.1 over TLS); self-signed ECDSA P-256. "
         "Every URL of the cached scenarios was fetched once before they started "
-        f"({edge['primed']}). CPU columns: ms of CPU per request in the timed runs; "
+        f"({_primed(edge['primed'])}). CPU columns: ms of CPU per request in the timed runs; "
         "`other` is the host's busy time none of these processes explains.",
         "",
         "| scenario | via | req/s | p50 ms | p99 ms | errors | CPU ms/request |",
@@ -454,7 +462,7 @@ def _edge_markdown(edge: dict[str, Any]) -> list[str]:
         "TLS handshake on its own: with a new connection per request (`Connection: close`, "
         f"16 clients) HTTPS gives {_median(https, 'rps'):,.0f} req/s and HTTP "
         f"{_median(http, 'rps'):,.0f}: each handshake costs about {per_tls:.2f} ms of this "
-        f"2-core machine (nginx "
+        f"{cores}-core machine (nginx "
         f"{cpu_s['nginx'] - cpu_p['nginx']:.3f} ms of CPU, the client "
         f"{cpu_s['wrk'] - cpu_p['wrk']:.3f} ms). `openssl s_time -new` (one client, full "
         "handshakes one after another): "
