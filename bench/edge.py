@@ -47,6 +47,17 @@ def need(binary: str, package: str) -> str:
     return found
 
 
+def preflight() -> None:
+    """Fail in seconds, not minutes into a run, when a tool of the front door is missing."""
+    for binary, package in (
+        ("varnishd", "varnish varnish-modules"),
+        ("varnishstat", "varnish"),
+        ("openssl", "openssl"),
+        ("nginx", "nginx-light"),
+    ):
+        need(binary, package)
+
+
 def make_cert(workdir: Path) -> tuple[Path, Path]:
     """A self-signed ECDSA P-256 certificate for 127.0.0.1, valid two days."""
     cert, key = workdir / "edge-cert.pem", workdir / "edge-key.pem"
@@ -168,8 +179,13 @@ def negotiated(door: FrontDoor) -> dict[str, str | None]:
         }
 
 
-def varnishstat(varnish: Varnish) -> dict[str, int]:
-    """Varnish's counters (`varnishstat -1 -j` on this instance's -n directory)."""
+def varnishstat(varnish: Varnish, settle: float = 1.0) -> dict[str, int]:
+    """Varnish's counters (`varnishstat -1 -j` on this instance's -n directory).
+
+    Worker threads add their counts to the shared ones in batches (thread_stats_rate), so
+    a snapshot right after a load misses its last requests: `settle` seconds first.
+    """
+    time.sleep(settle)
     out = subprocess.run(
         [need("varnishstat", "varnish"), "-n", str(varnish.workdir / "varnish-n"), "-1", "-j"],
         capture_output=True,
@@ -222,6 +238,25 @@ def host_busy_seconds() -> float:
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return (sum(fields[:8]) - idle) / 100.0  # USER_HZ; guest time is already in user
+
+
+def purge_cost(door: FrontDoor, count: int = 500) -> dict[str, float]:
+    """One purge as the app sends it (flipkart_api.edge.Edge: resolve, pooled urllib3
+    PURGE, wait for the 200), timed in this otherwise idle process: wall and CPU ms each."""
+    from flipkart_api.edge import Edge  # the app's own code path
+
+    purger = Edge([f"http://127.0.0.1:{door.varnish.port}"], timeout=0.5, ttl_seconds=60)
+    for n in range(20):  # connect, warm up
+        purger.purge([f"p{n + 1}", "products"])
+    wall, cpu = time.perf_counter(), time.process_time()
+    for n in range(count):
+        purger.purge([f"p{n % 1000 + 1}", "products"])
+    return {
+        "purges": count,
+        "wall_ms": round(1000 * (time.perf_counter() - wall) / count, 3),
+        "cpu_ms": round(1000 * (time.process_time() - cpu) / count, 3),
+        "undelivered": float(len(purger.pending())),
+    }
 
 
 def handshakes(door: FrontDoor, seconds: int) -> dict[str, float]:

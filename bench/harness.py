@@ -485,6 +485,7 @@ def front_door(
             doc["ab"].append({"scenario": label, **sides})
             for side, figures in sides.items():
                 report.progress(f"{label} [{side}]", figures)
+        doc["purge_cost"] = edge.purge_cost(door)  # last: it empties the list pages
         doc["varnish_purging"] = edge.varnishstat(door.varnish)
     return doc
 
@@ -495,6 +496,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     mode = "quick" if parser.parse_args().quick else "full"
     profile = PROFILES[mode]
+    edge.preflight()
     workdir = Path(tempfile.mkdtemp(prefix="flipkart-bench-"))
     # Durable like production: an order's commit waits for its WAL flush.
     pg, redis_server = servers.start_postgres(durable=True), servers.start_redis()

@@ -293,9 +293,11 @@ def edge_targets(
             f"per request TLS adds {cpu_s['nginx'] - cpu_p['nginx']:.3f} ms of nginx CPU and "
             f"{cpu_s['wrk'] - cpu_p['wrk']:.3f} ms of wrk's on the same {cores} cores; on the "
             f"server side alone (nginx + Varnish) HTTPS costs {server(cpu_s) / server(cpu_p):.2f}x "
-            "the CPU of HTTP",
+            f"the CPU of HTTP; the host's other load took {cpu_s.get('other', 0):.3f} ms per "
+            f"request during the HTTPS runs and {cpu_p.get('other', 0):.3f} during the HTTP ones",
         )
     )
+    cost = edge.get("purge_cost") or {"wall_ms": float("nan"), "cpu_ms": float("nan")}
     for ab in edge["ab"]:
         on, off = ab["with purges"], ab["without purges"]
         value = _median(on, "ok_rps") / _median(off, "ok_rps")
@@ -309,8 +311,9 @@ def edge_targets(
                 f"{_median(on, 'ok_rps'):.0f} against {_median(off, 'ok_rps'):.0f} req/s; per "
                 f"request the replicas spend {c_on['replicas']:.2f} ms of CPU with purges and "
                 f"{c_off['replicas']:.2f} without, Varnish {c_on['varnish']:.3f} and "
-                f"{c_off['varnish']:.3f} (each write waits for its PURGE to every instance, "
-                "synchronously, before it answers)",
+                f"{c_off['varnish']:.3f}; each write waits for its PURGE to every instance "
+                f"before it answers, and one PURGE as edge.py sends it costs {cost['wall_ms']:.2f}"
+                f" ms and {cost['cpu_ms']:.2f} ms of Python CPU in an idle process",
             )
         )
     return rows
@@ -513,6 +516,14 @@ def _edge_markdown(edge: dict[str, Any], cores: int) -> list[str]:
                 f"{_cell(r, 'p50_ms', '.1f')} | {_cell(r, 'p99_ms', '.1f')} | "
                 f"{r['non_2xx']['median']:.0f} | {r['cpu_ms_per_request']['replicas']:.2f} |"
             )
+    if edge.get("purge_cost"):
+        cost = edge["purge_cost"]
+        lines += [
+            "",
+            f"One purge as the app sends it (`flipkart_api.edge.Edge.purge`, {cost['purges']} "
+            f"in a row from the harness's idle process): {cost['wall_ms']:.3f} ms, "
+            f"{cost['cpu_ms']:.3f} ms of CPU; undelivered: {cost['undelivered']:.0f}.",
+        ]
     return lines
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import shutil
@@ -127,6 +128,7 @@ def _edge(detail_rps: float, stale: int = 0) -> dict[str, Any]:
                 "examples": ["wrote 3=100000000003, read 3=100000000002"] if stale else [],
             },
         },
+        "purge_cost": {"purges": 500, "wall_ms": 0.3, "cpu_ms": 0.26, "undelivered": 0.0},
         "ab": [
             {
                 "scenario": "POST /api/v1/orders",
@@ -186,6 +188,7 @@ def test_front_door_targets_compare_with_the_tutorials_get_root_in_the_same_run(
         "16% short of the bound",
     )
     assert "6.00 ms of CPU with purges and 4.70 without" in admin["why"]
+    assert "one PURGE as edge.py sends it costs 0.30 ms and 0.26 ms of Python CPU" in admin["why"]
 
 
 def test_a_stale_read_misses_its_target_and_names_the_read() -> None:
@@ -291,3 +294,59 @@ def test_the_zipf_mix_counts_hits_and_misses_per_kind_and_spares_the_checked_pro
     assert figures["write_errors"] == 0
     assert _Edge.patched
     assert min(_Edge.patched) > 20  # the stale checker's products are never written by wrk
+
+
+class _Origin(http.server.BaseHTTPRequestHandler):
+    """A replica stand-in: every GET is a public answer the VCL stores (s-maxage)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:
+        body = b'{"id":1,"price":100}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "public, max-age=0, s-maxage=60")
+        self.send_header("xkey", "p1 products")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_front_door_speaks_tls_13_and_h2_and_varnishstat_counts_its_hits(
+    tmp_path: Path,
+) -> None:
+    """bench/edge.py on the real engines: nginx with the openssl-made certificate, Varnish
+    with the production VCL; varnishstat's counters are what the hit ratio is made of."""
+    from bench import edge, stack
+
+    origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    try:
+        with stack.processes() as procs, contextlib.ExitStack() as stops:
+            cert = edge.make_cert(tmp_path)
+            door = edge.start_front_door(
+                procs, stops, tmp_path, "t", [origin.server_address[1]], cert
+            )
+            assert edge.negotiated(door) | {"cipher": None} == {
+                "tls_version": "TLSv1.3",
+                "cipher": None,
+                "alpn": "h2",
+            }
+            before = edge.varnishstat(door.varnish)
+            paths = ["/api/v1/products/1", "/api/v1/products/2"]
+            assert edge.prime(door, paths, clients=1) == {"200 MISS": 2}
+            assert edge.prime(door, paths * 2, clients=2) == {"200 HIT": 4}
+            counted = edge.hit_ratio(before, edge.varnishstat(door.varnish))
+            assert (counted["cache_hit"], counted["cache_miss"]) == (4, 2)
+            assert counted["hit_ratio"] == round(4 / 6, 4)
+            assert edge.purge_cost(door, 10)["undelivered"] == 0
+            assert edge.prime(door, paths[:1], clients=1) == {"200 MISS": 1}  # purged
+    finally:
+        origin.shutdown()
+        origin.server_close()
