@@ -223,8 +223,7 @@ def edge_targets(
             0.25,
             f"p99 {p99:.1f} ms against {base_p99 / 4:.1f} ms, while p50 is "
             f"{https['p50_ms']['median']:.1f} ms and p90 {https['p90_ms']['median']:.1f} ms: "
-            "only the tail misses, a request that waits for one of the saturated cores "
-            "(see the row above)",
+            "only the tail misses, requests that wait for a core; " + _cpu_text(https, cores),
         )
     )
     for scenario in ("cached filtered list", "cached search"):
