@@ -4,8 +4,13 @@ Starts everything natively on 127.0.0.1: PostgreSQL and Redis (tests/servers.py)
 of our app (`flipkart-api serve`, production settings) and 3 of the tutorial baseline
 (bench/baseline: gunicorn, 4 sync workers), each set behind nginx (bench/nginx.conf.tmpl).
 Each scenario runs wrk for a fixed time after a warm-up, `repeats` times, through nginx and
-directly against one replica. Then: the app-server comparison, resources, and latency
-against catalog size (bench/scaling.py). Figures are medians with min-max; every ratio
+directly against one replica. Then the front door (bench/edge.py): nginx on HTTP and HTTPS
+(bench/nginx-edge.conf.tmpl) -> Varnish with the production VCL -> 3 more replicas that
+purge it: cached detail, list and search against the tutorial's GET / of the same run, TLS
+against plain HTTP (and a handshake's cost), the hit ratio of a Zipf read mix with 1% admin
+price writes (and stale reads), and orders and admin writes with the purges and without
+(interleaved). Then: the app-server comparison, resources, and latency against catalog size
+(bench/scaling.py). Figures are medians with min-max; every ratio
 compares runs of this same process. Writes bench/results/<date>[-quick].json, .md and PNGs.
 
     .venv/bin/python -m bench.harness            # full run, about 20 minutes
@@ -17,7 +22,10 @@ Every process started here is stopped by PID at the end, also on failure.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
 import json
+import resource
 import shutil
 import statistics
 import tempfile
@@ -29,10 +37,16 @@ from typing import Any
 import sqlalchemy as sa
 from tests import servers
 
-from bench import load, report, scaling, stack
+from bench import edge, load, report, scaling, stack
 
 REPLICAS = 3
 HOT_SET = 1_000
+ADMIN = {"email": "bench-admin@example.in", "password": "bench-admin-password-1"}
+# The front door's read mix: Zipf exponent over product ids, share of writes (admin price
+# PATCHes) and of list/search pages among the requests.
+ZIPF_S = 1.0
+WRITE_SHARE = 0.01
+LIST_SHARE = 0.10
 
 
 @dataclass(frozen=True)
@@ -46,11 +60,15 @@ class Profile:
     products: int
     catalog_sizes: tuple[int, ...]
     cold_starts: int
+    # The front door: warm-up before each of its timed loads (its cache is primed first), and
+    # for the read mix, whose warm-up is the cache filling up as traffic fills it.
+    edge_warmup: int = 0
+    mix_warmup: int = 2
 
 
 PROFILES = {
-    "quick": Profile(1, 1, 1, 32, 2_000, (2_000, 4_000), 1),
-    "full": Profile(8, 2, 3, 64, 10_000, (10_000, 100_000, 1_000_000), 3),
+    "quick": Profile(1, 1, 1, 32, 2_000, (2_000, 4_000), 1, edge_warmup=0, mix_warmup=2),
+    "full": Profile(8, 2, 3, 64, 10_000, (10_000, 100_000, 1_000_000), 3, 2, 10),
 }
 
 
@@ -63,6 +81,46 @@ class Scenario:
     path: str = "/"
     script: str | None = None
     args: tuple[str, ...] = ()
+
+
+# What the cached front-door scenarios read (load.SCRIPTS hot_detail, filtered_list, search).
+CATEGORIES = (
+    "mobiles",
+    "laptops",
+    "men",
+    "women",
+    "kitchen-appliances",
+    "audio",
+    "cameras",
+    "furniture",
+    "electronics",
+    "fashion",
+)
+TERMS = (
+    "phone",
+    "samsung",
+    "bluetooth",
+    "cotton",
+    "laptop",
+    "shoes",
+    "watch",
+    "camera",
+    "headphones",
+    "saree",
+    "wireless",
+    "samsung%205g",
+    "steel",
+    "kurta",
+)
+PRIMED = [
+    *(f"/api/v1/products/{n}" for n in range(1, HOT_SET + 1)),
+    *(
+        f"/api/v1/products?category={c}&sort={s}"
+        for c in CATEGORIES
+        for s in ("price", "-price", "newest", "rating")
+    ),
+    *(f"/api/v1/products?q={t}" for t in TERMS),
+]
 
 
 def scenarios(token: str) -> list[Scenario]:
@@ -98,6 +156,12 @@ def _post(url: str, body: dict[str, str]) -> dict[str, Any]:
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         result: dict[str, Any] = json.loads(response.read())
         return result
+
+
+def admin_token(base: str) -> str:
+    """A bearer token for the admin `flipkart-api create-admin` made."""
+    token: str = _post(f"{base}/api/v1/auth/token", ADMIN)["access_token"]
+    return token
 
 
 def customer_token(base: str) -> str:
@@ -169,12 +233,273 @@ def server_comparison(
     return rows
 
 
+# -- the front door: nginx (HTTP + HTTPS) -> Varnish (production VCL) -> 3 replicas --------
+def _cpu(groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far per group of processes; `wrk`: our waited-for children."""
+    out = {name: edge.cpu_seconds(pids) for name, pids in groups.items()}
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out["wrk"] = usage.ru_utime + usage.ru_stime
+    out["host"] = edge.host_busy_seconds()  # every process on the machine, ours included
+    return out
+
+
+def _per_request(
+    before: dict[str, float], after: dict[str, float], requests: float
+) -> dict[str, float]:
+    """CPU ms per request by group; `other`: the host's busy time none of ours explains."""
+    ms = {name: 1000 * (after[name] - before[name]) / max(requests, 1) for name in after}
+    ms["other"] = ms.pop("host") - sum(ms.values())
+    return {name: round(value, 4) for name, value in ms.items()}
+
+
+def measure_edge(
+    url: str,
+    profile: Profile,
+    workdir: Path,
+    sc: Scenario,
+    groups: dict[str, list[int]],
+    connections: int | None = None,
+    headers: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """`measure`, with the CPU each process group spent per request in the timed runs."""
+    conns = connections or profile.connections
+    if profile.edge_warmup:
+        load.run(url, profile.edge_warmup, conns, workdir, sc.script, sc.args, headers)
+    before = _cpu(groups)
+    runs = [
+        load.run(url, profile.duration, conns, workdir, sc.script, sc.args, headers)
+        for _ in range(profile.repeats)
+    ]
+    after = _cpu(groups)
+    figures = load.summarise(runs)
+    figures["cpu_ms_per_request"] = _per_request(before, after, sum(r["requests"] for r in runs))
+    return figures
+
+
+def _interleaved(
+    doors: dict[str, edge.FrontDoor],
+    groups: dict[str, dict[str, list[int]]],
+    profile: Profile,
+    workdir: Path,
+    sc: Scenario,
+) -> dict[str, dict[str, Any]]:
+    """The same load on each door in turn (A B, B A, ...), so drift hits both alike."""
+    for door in doors.values():
+        load.run(
+            door.url() + sc.path, profile.warmup, profile.connections, workdir, sc.script, sc.args
+        )
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in doors}
+    cpu: dict[str, dict[str, float]] = {name: {} for name in doors}
+    names = list(doors)
+    for i in range(max(2, profile.repeats + 1)):
+        for name in names if i % 2 == 0 else names[::-1]:
+            url = doors[name].url() + sc.path
+            before = _cpu(groups[name])
+            runs[name].append(
+                load.run(url, profile.duration, profile.connections, workdir, sc.script, sc.args)
+            )
+            after = _cpu(groups[name])
+            for key in after:
+                cpu[name][key] = cpu[name].get(key, 0.0) + after[key] - before[key]
+    out = {}
+    for name, r in runs.items():
+        out[name] = load.summarise(r)
+        zero = dict.fromkeys(cpu[name], 0.0)
+        out[name]["cpu_ms_per_request"] = _per_request(
+            zero, cpu[name], sum(x["requests"] for x in r)
+        )
+    return out
+
+
+def zipf_mix(door: edge.FrontDoor, profile: Profile, workdir: Path, token: str) -> dict[str, Any]:
+    """Hit ratio on the storefront mix (wrk's X-Edge counts and varnishstat), stale reads."""
+    sc = Scenario(
+        "Zipf read mix with 1% price writes",
+        "ours",
+        script="zipf_mix",
+        args=(
+            str(profile.products),
+            token,
+            str(ZIPF_S),
+            str(WRITE_SHARE),
+            str(LIST_SHARE),
+            str(edge.CHECKED),
+        ),
+    )
+    url = door.url()
+    # The warm-up is the same mix (the cache fills as traffic fills it), longer than the
+    # others: the tail of a Zipf mix takes a while to be seen once.
+    load.run(url, profile.mix_warmup, profile.connections, workdir, sc.script, sc.args)
+    before = edge.varnishstat(door.varnish)
+    checker = edge.StaleChecker(door, token)
+    checker.start()
+    try:
+        runs = [
+            load.run(url, profile.duration, profile.connections, workdir, sc.script, sc.args)
+            for _ in range(profile.repeats)
+        ]
+    finally:
+        stale = checker.stop()
+    after = edge.varnishstat(door.varnish)
+    figures = load.summarise(runs)
+    counts = {
+        k: sum(r.get(k, 0.0) for r in runs)
+        for k in (
+            "detail_hits",
+            "detail_misses",
+            "list_hits",
+            "list_misses",
+            "writes",
+            "write_errors",
+        )
+    }
+    reads = sum(counts[k] for k in ("detail_hits", "detail_misses", "list_hits", "list_misses"))
+    hits = counts["detail_hits"] + counts["list_hits"]
+
+    def ratio(h: float, m: float) -> float:
+        return round(h / (h + m), 4) if h + m else float("nan")
+
+    seconds = profile.duration * profile.repeats
+    return {
+        "scenario": sc.name,
+        "products": profile.products,
+        "zipf_s": ZIPF_S,
+        "write_share": WRITE_SHARE,
+        "list_share": LIST_SHARE,
+        **figures,
+        "client": counts
+        | {
+            "reads": reads,
+            "hit_ratio": ratio(hits, reads - hits),
+            "detail_hit_ratio": ratio(counts["detail_hits"], counts["detail_misses"]),
+            "list_hit_ratio": ratio(counts["list_hits"], counts["list_misses"]),
+            "write_share_measured": round(counts["writes"] / max(reads + counts["writes"], 1), 4),
+            "writes_per_s": round(counts["writes"] / seconds, 1),
+        },
+        "varnishstat": edge.hit_ratio(before, after),
+        "stale": stale,
+    }
+
+
+@dataclass(frozen=True)
+class ReplicaSet:
+    """Replicas of our app: their ports and main PIDs; `varnish_port`: where they purge."""
+
+    ports: list[int]
+    mains: list[int]
+    varnish_port: int = 0
+
+    @property
+    def pids(self) -> list[int]:
+        """The main processes and their workers."""
+        return [pid for main in self.mains for pid in stack.tree_pids(main)]
+
+
+def serve_purging(procs: stack.Procs, env: dict[str, str]) -> ReplicaSet:
+    """REPLICAS replicas that purge a Varnish yet to start (EDGE_PURGE_URLS set)."""
+    varnish_port = servers.free_port()
+    purging_env = env | {
+        "EDGE_PURGE_URLS": f"http://127.0.0.1:{varnish_port}",
+        "PROXY_HOPS": "2",  # nginx, then Varnish
+    }
+    first = len(procs)
+    ports = [stack.serve_ours(procs, purging_env) for _ in range(REPLICAS)]
+    return ReplicaSet(ports, [p.pid for p in procs[first:]], varnish_port)
+
+
+def front_door(
+    procs: stack.Procs,
+    profile: Profile,
+    workdir: Path,
+    purging: ReplicaSet,
+    plain: ReplicaSet,
+    customer: str,
+) -> dict[str, Any]:
+    """Every front-door scenario. `purging` serves the door; `plain` (EDGE_PURGE_URLS unset)
+    is the B side of the writes' A/B, behind a Varnish and nginx of its own."""
+    doc: dict[str, Any] = {"replicas_per_door": REPLICAS, "rows": []}
+    with contextlib.ExitStack() as stops:
+        cert = edge.make_cert(workdir)
+        replica_pids, plain_pids = purging.pids, plain.pids
+        # Both at once: most of a start is varnishd compiling the VCL.
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            purging_door = pool.submit(
+                edge.start_front_door,
+                procs, stops, workdir, "purging", purging.ports, cert, purging.varnish_port,
+            )  # fmt: skip
+            plain_door = pool.submit(
+                edge.start_front_door, procs, stops, workdir, "plain", plain.ports, cert
+            )
+            doors = {"with purges": purging_door.result(), "without purges": plain_door.result()}
+        door = doors["with purges"]
+        doc["negotiated"] = edge.negotiated(door)
+        groups = door.pids | {"replicas": replica_pids}
+        ab_groups = {
+            "with purges": groups,
+            "without purges": doors["without purges"].pids | {"replicas": plain_pids},
+        }
+        token = admin_token(door.url(https=False))
+        # "Cached": every URL the read scenarios ask for is in Varnish before they start.
+        doc["primed"] = edge.prime(door, PRIMED)
+        cases = [
+            ("cached product detail, hot set of 1,000", "hot_detail", (), "https", ()),
+            ("cached product detail, hot set of 1,000", "hot_detail", (), "http", ()),
+            ("cached filtered list", "filtered_list", ("0", "same"), "https", ()),
+            ("cached search", "search", ("0", "same"), "https", ()),
+            (
+                "cached product detail, new connection each",
+                "hot_detail",
+                (),
+                "https",
+                ("Connection: close",),
+            ),
+            (
+                "cached product detail, new connection each",
+                "hot_detail",
+                (),
+                "http",
+                ("Connection: close",),
+            ),
+        ]
+        for name, script, args, scheme, headers in cases:
+            sc = Scenario(name, "ours", script=script, args=args)
+            url = door.url(https=scheme == "https")
+            # New connections: fewer clients, so the run does not run out of local ports.
+            conns = min(16, profile.connections) if headers else None
+            figures = measure_edge(url, profile, workdir, sc, groups, conns, headers)
+            row = {"scenario": name, "via": f"front door {scheme}", **figures}
+            doc["rows"].append(row)
+            report.progress(f"{name} [front door {scheme}]", figures)
+        doc["handshake"] = edge.handshakes(door, max(1, profile.duration))
+        doc["mix"] = zipf_mix(door, profile, workdir, token)
+        report.progress_mix(doc["mix"])
+        doc["ab"] = []
+        for label, sc in (
+            (
+                "POST /api/v1/orders",
+                Scenario("orders", "ours", script="orders", args=(str(HOT_SET), customer)),
+            ),
+            (
+                "admin PATCH /api/v1/products/{id}",
+                Scenario("admin", "ours", script="admin_patch", args=(str(HOT_SET), token)),
+            ),
+        ):
+            sides = _interleaved(doors, ab_groups, profile, workdir, sc)
+            doc["ab"].append({"scenario": label, **sides})
+            for side, figures in sides.items():
+                report.progress(f"{label} [{side}]", figures)
+        doc["purge_cost"] = edge.purge_cost(door)  # last: it empties the list pages
+        doc["varnish_purging"] = edge.varnishstat(door.varnish)
+    return doc
+
+
 def main() -> None:
     """Set up both stacks, run everything, write the results."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     mode = "quick" if parser.parse_args().quick else "full"
     profile = PROFILES[mode]
+    edge.preflight()
     workdir = Path(tempfile.mkdtemp(prefix="flipkart-bench-"))
     # Durable like production: an order's commit waits for its WAL flush.
     pg, redis_server = servers.start_postgres(durable=True), servers.start_redis()
@@ -185,6 +510,9 @@ def main() -> None:
         env = stack.production_env(url, redis_server.url(0), workdir)
         stack.cli(env, "migrate")
         stack.cli(env, "seed", "--products", str(profile.products))
+        stack.cli(
+            env | {"ADMIN_PASSWORD": ADMIN["password"]}, "create-admin", "--email", ADMIN["email"]
+        )
         engine = sa.create_engine(url)
         with engine.begin() as conn:  # enough stock that orders/s measures orders, not 409s
             conn.execute(
@@ -198,7 +526,9 @@ def main() -> None:
                     for _ in range(REPLICAS)
                 ],
             }
-            for port in ports["ours"] + ports["baseline"]:
+            plain = ReplicaSet(ports["ours"], [p.pid for p in procs[:REPLICAS]])
+            purging = serve_purging(procs, env)  # the front door's, started alongside
+            for port in ports["ours"] + ports["baseline"] + purging.ports:
                 stack.wait_ok(f"http://127.0.0.1:{port}/health")
             document["resources_idle"] = resources(procs)
             # "ours" is nginx as shipped (deploy/nginx/default.conf: no upstream keep-alive);
@@ -223,6 +553,7 @@ def main() -> None:
                     figures = measure(f"http://127.0.0.1:{port}{sc.path}", profile, workdir, sc)
                     results.append({"scenario": sc.name, "stack": sc.stack, "via": via, **figures})
                     report.progress(f"{sc.name} [{via}]", figures)
+            document["edge"] = front_door(procs, profile, workdir, purging, plain, token)
             after = stock_snapshot(engine)
             document["orders_conservation"] = {
                 "products": len(before),

@@ -75,6 +75,97 @@ request = function()
   return wrk.format("POST", "/api/v1/orders", headers, body)
 end
 """,
+    # Admin price changes over products 1..arg[1] (bearer token arg[2]); price = mrp, so
+    # the price <= mrp rule holds whatever the product held before.
+    "admin_patch": _SEEDED
+    + """
+request = function()
+  local price = math.random(10000, 10000000)
+  local headers = {["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer " .. arg[2]}
+  return wrk.format("PATCH", "/api/v1/products/" .. math.random(1, tonumber(arg[1])), headers,
+    '{"price":' .. price .. ',"mrp":' .. price .. '}')
+end
+""",
+    # The storefront's read mix with writes, for the HTTP cache's hit ratio. Arguments:
+    # products, admin token, Zipf exponent, write share, list/search share, reserved (the
+    # stale checker's products 1..reserved, never written here). Details are Zipf over
+    # product ids (rank = id); lists and search pages are picked uniformly. Each answer's
+    # X-Edge header is counted per kind; done() prints the totals on one `edge:` line.
+    "zipf_mix": """
+local threads, counter = {}, 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+  table.insert(threads, thread)
+end
+detail_hits, detail_misses, list_hits, list_misses, writes, write_errors = 0, 0, 0, 0, 0, 0
+local cdf, total, n, token, write_share, list_share, reserved
+function init(args)
+  math.randomseed(os.time() * 1000 + id)
+  n, token = tonumber(args[1]), args[2]
+  local s = tonumber(args[3])
+  write_share, list_share, reserved = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
+  cdf, total = {}, 0
+  for i = 1, n do total = total + 1 / (i ^ s); cdf[i] = total end
+end
+local function zipf()
+  local u, lo, hi = math.random() * total, 1, n
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if cdf[mid] < u then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+local cats = {"mobiles", "laptops", "men", "women", "kitchen-appliances", "audio", "cameras",
+  "furniture", "electronics", "fashion"}
+local sorts = {"price", "-price", "newest", "rating"}
+local terms = {"phone", "samsung", "bluetooth", "cotton", "laptop", "shoes", "watch",
+  "camera", "headphones", "saree", "wireless", "samsung%205g", "steel", "kurta"}
+request = function()
+  local r = math.random()
+  if r < write_share then
+    local pid = zipf()
+    if pid <= reserved then pid = pid + reserved end
+    local price = math.random(10000, 10000000)
+    local headers = {["Content-Type"] = "application/json",
+      ["Authorization"] = "Bearer " .. token}
+    return wrk.format("PATCH", "/api/v1/products/" .. pid, headers,
+      '{"price":' .. price .. ',"mrp":' .. price .. '}')
+  elseif r < write_share + list_share then
+    if math.random() < 0.5 then
+      return wrk.format("GET", "/api/v1/products?category=" .. cats[math.random(#cats)]
+        .. "&sort=" .. sorts[math.random(#sorts)])
+    end
+    return wrk.format("GET", "/api/v1/products?q=" .. terms[math.random(#terms)])
+  end
+  return wrk.format("GET", "/api/v1/products/" .. zipf())
+end
+response = function(status, headers, body)
+  local cc = headers["Cache-Control"] or headers["cache-control"] or ""
+  if not string.find(cc, "public", 1, true) then
+    writes = writes + 1
+    if status ~= 200 then write_errors = write_errors + 1 end
+    return
+  end
+  local hit = (headers["X-Edge"] or headers["x-edge"]) == "HIT"
+  if string.sub(body, 1, 9) == '{"items":' then
+    if hit then list_hits = list_hits + 1 else list_misses = list_misses + 1 end
+  elseif hit then detail_hits = detail_hits + 1
+  else detail_misses = detail_misses + 1 end
+end
+function done(summary, latency, requests)
+  local names = {"detail_hits", "detail_misses", "list_hits", "list_misses", "writes",
+    "write_errors"}
+  local line = "edge:"
+  for _, name in ipairs(names) do
+    local sum = 0
+    for _, thread in ipairs(threads) do sum = sum + thread:get(name) end
+    line = line .. " " .. name .. "=" .. sum
+  end
+  io.write(line .. "\\n")
+end
+""",
 }
 
 
@@ -85,15 +176,20 @@ def run(
     workdir: Path,
     script: str | None = None,
     args: tuple[str, ...] = (),
+    headers: tuple[str, ...] = (),
 ) -> dict[str, float]:
-    """One wrk run: requests/s, latency percentiles (ms), error counts."""
+    """One wrk run: requests/s, latency percentiles (ms), error counts (and edge: counts)."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    for header in headers:
+        cmd += ["-H", header]
     if script:
         path = workdir / f"{script}.lua"
         path.write_text(SCRIPTS[script])
         cmd += ["-s", str(path)]
     cmd += [url, *(["--", *args] if args else [])]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=True)
+    if script and ".lua:" in out.stderr:  # wrk reports a script's errors but exits 0
+        raise RuntimeError(f"wrk script {script} failed:\n{out.stderr}")
     return parse(out.stdout)
 
 
@@ -118,6 +214,10 @@ def parse(out: str) -> dict[str, float]:
     # requests/s that succeeded (for orders: 201s per second)
     seconds = _ms(total.group(2), total.group(3)) / 1000
     figures["ok_rps"] = (figures["requests"] - figures["non_2xx"]) / seconds
+    # What a script's done() printed: `edge: name=count ...` (zipf_mix).
+    edge = re.search(r"^edge:(.*)$", out, re.MULTILINE)
+    for name, count in re.findall(r"(\w+)=(\d+)", edge.group(1) if edge else ""):
+        figures[name] = float(count)
     return figures
 
 
