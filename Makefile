@@ -87,7 +87,7 @@ lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-bench: $(STAMP) ## Load benchmarks against the tutorial design (needs wrk, nginx; ~10-20 min)
+bench: $(STAMP) ## Load benchmarks against the tutorial design, the front door included (needs wrk, nginx, varnish, openssl; ~30 min)
 	$(BIN)/python -m bench.harness
 
 bench-quick: $(STAMP) ## The same harness in under 3 minutes (figures not asserted)
