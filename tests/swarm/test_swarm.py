@@ -223,7 +223,20 @@ def _get(deployed: dict[str, str], path: str) -> tuple[int, str, Any]:
 
 def test_the_http_cache_serves_and_every_task_is_purged(deployed: dict[str, str]) -> None:
     """Through nginx to Varnish; a write purges it through tasks.varnish (Swarm's DNS)."""
+    # Swarm puts a task in its service's DNS once its healthcheck passes, and Varnish's wants
+    # its backend (nginx -> the replicas) healthy: until then nginx answers reads itself.
+    deadline = time.monotonic() + 90
+    while _get(deployed, "/api/v1/categories")[1] == "" and time.monotonic() < deadline:
+        time.sleep(1)
     first, second = _get(deployed, "/api/v1/categories"), _get(deployed, "/api/v1/categories")
+    if second[1] != "HIT":  # say why: the cache's own log and its tasks
+        print(docker("service", "ps", "--no-trunc", f"{STACK}_varnish").stdout)
+        print(docker("service", "logs", "--tail", "40", f"{STACK}_varnish", check=False).stdout)
+        cache = _container("varnish")
+        print(docker("exec", cache, "varnishadm", "backend.list", check=False).stdout)
+        print(docker("exec", cache, "varnishlog", "-d", "-g", "request", check=False).stdout[-6000:])
+        nginx = docker("service", "logs", "--tail", "60", f"{STACK}_nginx", check=False)
+        print(nginx.stdout[-3000:], nginx.stderr[-3000:])
     assert (first[0], second[1]) == (200, "HIT"), (first[:2], second[:2])
     email, password = "swarm-admin@example.in", secrets.token_urlsafe(16)
     docker("exec", _container("web"), "flipkart-api", "create-admin", "--email", email,
