@@ -68,6 +68,15 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"REAL SERVER UNAVAILABLE, backend tests skipped: {reason}")
 
 
+def system_binary(name: str, packages: str) -> str:
+    """`name` on PATH or in Debian's sbin directories; skip loudly (fail under CI) without it."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+    if found is None:
+        _unavailable(f"{name} is not installed (apt-get install {packages})")
+    assert found is not None
+    return found
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[servers.PostgresServer]:
     """A throwaway PostgreSQL for the whole session."""

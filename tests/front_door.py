@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import ssl
 import subprocess
 import time
@@ -19,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import lifeline, servers
-from .faults.stack import CLI, Replica, production_env, render_nginx_conf
+from . import servers
+from .faults.stack import CLI, Replica, production_env, render_nginx_conf, start_nginx
 from .test_hostile_edge import nginx_binary
 from .varnish import Varnish, start_varnish
 
@@ -125,14 +124,7 @@ def start_front_door(workdir: Path, pg: servers.PostgresServer, replicas: int) -
         cache_port=varnish_port,
         cache_backend_port=backend_port,
     )
-    log = (prefix / "stderr.log").open("wb")
-    nginx = lifeline.spawn(
-        [binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-        sig=signal.SIGTERM,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    log.close()
+    nginx = start_nginx(conf, binary)
     varnish = start_varnish(workdir / "varnish", [backend_port], port=varnish_port)
     door = FrontDoor(
         workdir,

@@ -10,7 +10,6 @@ still works.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -18,8 +17,17 @@ from collections.abc import Iterator
 import pytest
 
 from . import servers
-from .conftest import _unavailable
-from .faults.stack import CLI, Replica, Reply, call, production_env, render_nginx_conf, wait_status
+from .conftest import system_binary
+from .faults.stack import (
+    CLI,
+    Replica,
+    Reply,
+    call,
+    production_env,
+    render_nginx_conf,
+    start_nginx,
+    wait_status,
+)
 
 pytestmark = pytest.mark.slow  # nginx and a replica of its own
 TEN_MB = 10 * 1024 * 1024
@@ -27,11 +35,7 @@ TEN_MB = 10 * 1024 * 1024
 
 def nginx_binary() -> str:
     """nginx on PATH or Debian's /usr/sbin/nginx; skip loudly (fail under CI) without it."""
-    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-    if found is None:
-        _unavailable("nginx is not installed (apt-get install nginx-light)")
-    assert found is not None
-    return found
+    return system_binary("nginx", "nginx-light")
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +57,7 @@ def edge(
     prefix.mkdir()
     port = servers.free_port()
     conf = render_nginx_conf(prefix, port, [replica.port])
-    with (prefix / "stderr.log").open("wb") as log:
-        nginx = subprocess.Popen(
-            [binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    nginx = start_nginx(conf, binary)
     try:
         wait_status(port, "/readyz")
         yield port, replica.port

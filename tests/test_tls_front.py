@@ -25,7 +25,7 @@ import pytest
 
 from . import servers
 from .conftest import _unavailable
-from .faults.stack import CLI, Replica, production_env, render_nginx_conf
+from .faults.stack import CLI, Replica, production_env, render_nginx_conf, start_nginx
 from .test_hostile_edge import nginx_binary
 
 pytestmark = pytest.mark.slow  # nginx and a replica of its own
@@ -96,12 +96,7 @@ def front(
     acme = Path(tempfile.mkdtemp(prefix="flipkart-acme-"))  # outside pytest's 0700 tree
     acme.chmod(0o755)
     conf = render_nginx_conf(prefix, https, [replica.port], tls=True, http_port=http, acme=acme)
-    with (prefix / "stderr.log").open("wb") as log:
-        nginx = subprocess.Popen(
-            [binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    nginx = start_nginx(conf, binary)
     try:
         result = Front(https, http, prefix / "tls.crt", prefix, acme)
         _wait_tls(result)

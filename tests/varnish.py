@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from . import lifeline, servers
-from .conftest import _unavailable
+from .conftest import system_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 VCL = ROOT / "deploy" / "varnish" / "default.vcl"
@@ -44,11 +44,7 @@ ONE_BACKEND = """backend r{n} {{
 
 def varnishd_binary() -> str:
     """varnishd on PATH or in /usr/sbin; skip loudly (fail under CI) without it."""
-    found = shutil.which("varnishd") or shutil.which("varnishd", path="/usr/sbin")
-    if found is None:
-        _unavailable("varnish is not installed (apt-get install varnish varnish-modules)")
-    assert found is not None
-    return found
+    return system_binary("varnishd", "varnish varnish-modules")
 
 
 def render_backends(workdir: Path, ports: list[int]) -> Path:

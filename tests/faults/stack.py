@@ -27,7 +27,7 @@ from typing import Any
 
 import redis
 
-from .. import servers
+from .. import lifeline, servers
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "flipkart-api")
@@ -257,6 +257,21 @@ def render_nginx_conf(
     return prefix / "nginx.conf"
 
 
+def start_nginx(conf: Path, binary: str = "nginx") -> subprocess.Popen[bytes]:
+    """nginx in the foreground on a conf from render_nginx_conf (its directory the prefix).
+
+    Its stderr goes to stderr.log there; it dies with the test run (lifeline), and callers
+    stop it by PID.
+    """
+    with (conf.parent / "stderr.log").open("ab") as log:
+        return lifeline.spawn(
+            [binary, "-p", str(conf.parent), "-c", str(conf), "-g", "daemon off;"],
+            sig=signal.SIGTERM,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+
+
 @dataclass
 class Stack:
     """Everything the drills run against."""
@@ -304,12 +319,7 @@ class Stack:
         prefix.mkdir(parents=True, exist_ok=True)
         self.port = servers.free_port()
         conf = render_nginx_conf(prefix, self.port, [r.port for r in self.replicas])
-        with (prefix / "stderr.log").open("wb") as log:
-            self.nginx = subprocess.Popen(
-                ["nginx", "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
+        self.nginx = start_nginx(conf)
         wait_status(self.port, "/readyz")
 
     def route_to(self, ports: list[int]) -> None:
