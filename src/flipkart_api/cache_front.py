@@ -32,6 +32,12 @@ if TYPE_CHECKING:
     from .edge import Edge
 
 
+# What a hit can answer (json_answer: 200, or 304 to a matching If-None-Match), made once.
+STATUS_LINES = {
+    s.value: f"{s.value} {s.phrase.upper()}" for s in (HTTPStatus.OK, HTTPStatus.NOT_MODIFIED)
+}
+
+
 @dataclass(frozen=True)
 class FastPath:
     """A GET route whose cached answer may be served here: its endpoint and cache key."""
@@ -93,6 +99,5 @@ class CacheFront:
             shared=keys,
             shared_ttl=self.edge.shared_ttl,
         )
-        status = HTTPStatus(answer.status)
-        start_response(f"{status.value} {status.phrase.upper()}", answer.headers)
+        start_response(STATUS_LINES[answer.status], answer.headers)
         return [answer.body] if answer.body else []
