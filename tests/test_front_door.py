@@ -50,6 +50,10 @@ def test_requests_with_credentials_go_straight_to_the_replicas(door: FrontDoor) 
         assert headers["Cache-Control"] == "no-store"
     status, headers, _ = door.request("GET", "/api/v1/products/6", Cookie="a=b")
     assert headers.get("X-Edge") is None
+    # Paths the cache never stores skip it too (nginx balances them over the replicas).
+    for path in ("/health", "/livez", "/docs"):
+        status, headers, _ = door.request("GET", path)
+        assert (status, headers.get("X-Edge")) == (200, None), path
 
 
 def test_a_write_through_the_front_door_is_read_back_at_once(door: FrontDoor) -> None:
