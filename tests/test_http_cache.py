@@ -282,6 +282,90 @@ def test_an_answer_made_before_a_purge_and_arriving_after_it_is_not_stored(
         origin.server_close()
 
 
+class _CountingOrigin(http.server.BaseHTTPRequestHandler):
+    """Answers /api/v1/products/1 with the current `version`, tagged xkey: k; notes each."""
+
+    version = "old"
+    served: list[str] = []
+
+    def do_GET(self) -> None:
+        payload = self.version.encode()
+        if self.path.startswith("/api/v1/products/1"):
+            _CountingOrigin.served.append(self.version)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Cache-Control", "public, max-age=0, s-maxage=60")
+        self.send_header("xkey", "k")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+# The windows a descheduled thread opens, held open with vmod_vtc (it ships with varnishd):
+# between the answer's purge-mark check and its store, and between the store and the
+# fetching request's own look (this vcl_deliver runs before the production one).
+SLOW_STORE = (
+    "import vtc;\n"
+    "sub vcl_deliver { if (obj.hits == 0 && resp.http.x-edge-object) { vtc.sleep(0.5s); } }",
+    'sub vcl_backend_response { if (bereq.url ~ "^/api/v1/products/1") { vtc.sleep(1s); } }',
+)
+
+
+def test_a_purge_between_the_check_and_the_store_does_not_leave_the_old_answer(
+    tmp_path: Path,
+) -> None:
+    """The answer passed the purge-mark check, then the purge ran before it was indexed.
+
+    Without the VCL's second look the old answer would be served, from the cache, to a read
+    that started after the write had returned: while it is being stored (vcl_hit), and
+    until its TTL (vcl_deliver drops it).
+    """
+    origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CountingOrigin)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    before, after = SLOW_STORE
+    varnish = start_varnish(
+        tmp_path / "v", [origin.server_address[1]], before_vcl=before, after_vcl=after
+    )
+    path = "/api/v1/products/1"
+    try:
+        _CountingOrigin.version, _CountingOrigin.served = "old", []
+        answers: dict[str, tuple[bytes, str]] = {}
+
+        def read(name: str) -> None:
+            response = varnish.get(path)
+            answers[name] = (response.data, response.getheader("X-Edge", ""))  # type: ignore[attr-defined]
+
+        early = threading.Thread(target=read, args=("early",))
+        early.start()
+        deadline = time.monotonic() + 5
+        while not _CountingOrigin.served and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # Varnish has the old answer and has checked the marks
+        _CountingOrigin.version = "new"  # the write commits ...
+        purge = call(varnish.port, "PURGE", "/", headers={"xkey-purge": "k"})  # ... and purges
+        assert purge.status == 200
+        # The write has returned. This read waits for the object being stored, and gets it
+        # before the fetching request has looked again.
+        waiter = threading.Thread(target=read, args=("waiter",))
+        waiter.start()
+        early.join(10)
+        waiter.join(10)
+        assert answers["early"] == (b"old", "MISS")  # asked before the write: right for it
+        assert answers["waiter"][0] == b"new", answers
+        # Past the second in which vcl_hit distrusts it: the object itself must be gone.
+        time.sleep(1.2)
+        late = varnish.get(path)
+        assert late.data == b"new", (late.data, late.getheader("X-Edge"))  # type: ignore[attr-defined]
+        assert _CountingOrigin.served[0] == "old", _CountingOrigin.served
+    finally:
+        varnish.stop()
+        origin.shutdown()
+        origin.server_close()
+
+
 def test_an_instance_the_app_cannot_purge_is_stale_for_at_most_the_ttl(
     edge: EdgeStack, admin_token: str, tmp_path: Path
 ) -> None:

@@ -88,11 +88,25 @@ class Varnish:
         self.log.close()
 
 
-def start_varnish(workdir: Path, backend_ports: list[int], port: int = 0) -> Varnish:
-    """Start varnishd (on `port`, or a free one) with the production VCL; wait for it."""
+def start_varnish(
+    workdir: Path,
+    backend_ports: list[int],
+    port: int = 0,
+    before_vcl: str = "",
+    after_vcl: str = "",
+) -> Varnish:
+    """Start varnishd (on `port`, or a free one) with the production VCL; wait for it.
+
+    `before_vcl` and `after_vcl` go before and after the production VCL: VCL joins repeated
+    definitions of a built-in subroutine in order, so a test can widen a race window there.
+    """
     binary = varnishd_binary()
     workdir.mkdir(parents=True, exist_ok=True)
     vcl_dir = render_backends(workdir, backend_ports)
+    main_vcl = vcl_dir / "default.vcl"
+    if before_vcl or after_vcl:
+        main_vcl = vcl_dir / "test.vcl"
+        main_vcl.write_text(f'vcl 4.1;\n{before_vcl}\ninclude "default.vcl";\n{after_vcl}\n')
     port = port or servers.free_port()
     log = (workdir / "varnishd.log").open("ab")
     process = lifeline.spawn(
@@ -112,7 +126,7 @@ def start_varnish(workdir: Path, backend_ports: list[int], port: int = 0) -> Var
             "-p",
             f"vcl_path={vcl_dir}",
             "-f",
-            str(vcl_dir / "default.vcl"),
+            str(main_vcl),
             "-s",
             "malloc,64m",
         ],

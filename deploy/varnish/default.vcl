@@ -19,11 +19,53 @@ acl purgers {
     "192.168.0.0"/16;
 }
 
+# Purge marks: what makes a write that lands while an answer is being fetched or stored
+# safe (docs/decisions.md, "The race"). Each PURGE first sets, to its own request id, the
+# mark of every bucket its keys fall in and the mark "any"; then it scans. A bucket is a
+# product detail's last digit (p0-p9), "products" (lists, search) or "categories"; an
+# answer whose key is anything else is in "any". A fetch notes its bucket's mark when it
+# starts; the mark changing later means a write on its bucket may have committed after
+# the app read its rows:
+#   - before the answer arrived: it is delivered once, never stored (vcl_backend_response);
+#   - after that check but before the object was indexed, where the purge's scan cannot
+#     find it: the request that fetched it drops it once it is (vcl_deliver), and until
+#     then, a hit on it asks the app instead (vcl_hit).
+# Marks are request ids, not counts: two purges at once cannot leave one looking unchanged.
 sub vcl_init {
-    # Counts purges since start. A fetch notes it when it starts; if it changed by the time
-    # the answer arrives, a write may have committed (and purged) after the app read its
-    # rows, so that answer is delivered once but never stored (vcl_backend_response).
-    var.global_set("purges", "0");
+    # Every mark starts set: an unset one would read as NULL, which compares unlike itself.
+    var.global_set("purge:any", "0");
+    var.global_set("purge:products", "0");
+    var.global_set("purge:categories", "0");
+    var.global_set("purge:p0", "0");
+    var.global_set("purge:p1", "0");
+    var.global_set("purge:p2", "0");
+    var.global_set("purge:p3", "0");
+    var.global_set("purge:p4", "0");
+    var.global_set("purge:p5", "0");
+    var.global_set("purge:p6", "0");
+    var.global_set("purge:p7", "0");
+    var.global_set("purge:p8", "0");
+    var.global_set("purge:p9", "0");
+}
+
+sub edge_mark_purge {
+    var.global_set("purge:any", req.xid);
+    if (req.http.xkey-purge ~ "(^|\s)products(\s|$)") {
+        var.global_set("purge:products", req.xid);
+    }
+    if (req.http.xkey-purge ~ "(^|\s)categories(\s|$)") {
+        var.global_set("purge:categories", req.xid);
+    }
+    if (req.http.xkey-purge ~ "(^|\s)p[0-9]*0(\s|$)") { var.global_set("purge:p0", req.xid); }
+    if (req.http.xkey-purge ~ "(^|\s)p[0-9]*1(\s|$)") { var.global_set("purge:p1", req.xid); }
+    if (req.http.xkey-purge ~ "(^|\s)p[0-9]*2(\s|$)") { var.global_set("purge:p2", req.xid); }
+    if (req.http.xkey-purge ~ "(^|\s)p[0-9]*3(\s|$)") { var.global_set("purge:p3", req.xid); }
+    if (req.http.xkey-purge ~ "(^|\s)p[0-9]*4(\s|$)") { var.global_set("purge:p4", req.xid); }
+    if (req.http.xkey-purge ~ "(^|\s)p[0-9]*5(\s|$)") { var.global_set("purge:p5", req.xid); }
+    if (req.http.xkey-purge ~ "(^|\s)p[0-9]*6(\s|$)") { var.global_set("purge:p6", req.xid); }
+    if (req.http.xkey-purge ~ "(^|\s)p[0-9]*7(\s|$)") { var.global_set("purge:p7", req.xid); }
+    if (req.http.xkey-purge ~ "(^|\s)p[0-9]*8(\s|$)") { var.global_set("purge:p8", req.xid); }
+    if (req.http.xkey-purge ~ "(^|\s)p[0-9]*9(\s|$)") { var.global_set("purge:p9", req.xid); }
 }
 
 sub vcl_recv {
@@ -39,8 +81,7 @@ sub vcl_recv {
         if (client.ip !~ purgers) {
             return (synth(403, "Forbidden"));
         }
-        # The counter moves first: a fetch under way now will not be stored.
-        var.global_set("purges", "" + (std.integer(var.global_get("purges"), 0) + 1));
+        call edge_mark_purge;  # first the marks, then the scan
         set req.http.x-purged = xkey.purge(req.http.xkey-purge);
         return (synth(200, "Purged " + req.http.x-purged));
     }
@@ -67,12 +108,52 @@ sub vcl_hash {
     return (lookup);
 }
 
+sub vcl_hit {
+    # Its bucket was purged since its fetch began, and it is young: the request that fetched
+    # it may not have looked again yet (vcl_deliver), so this may be an answer a purge
+    # missed. Ask the app, without storing. That look follows the store within microseconds;
+    # the second covers a descheduled thread. After it, a purge that left the object in
+    # place did not concern it.
+    if (obj.http.x-purge-mark != var.global_get("purge:" + obj.http.x-purge-bucket)
+            && obj.age < 1s) {
+        return (pass);
+    }
+}
+
 sub vcl_backend_fetch {
-    var.set("purges_at_fetch", var.global_get("purges"));
+    # The bucket this URL's answer should fall in, and the marks as the fetch starts.
+    if (bereq.url ~ "^/api/v1/products/[0-9]+/?(\?|$)") {
+        var.set("bucket", regsub(bereq.url, "^/api/v1/products/[0-9]*([0-9])/?(\?.*)?$", "p\1"));
+    } elsif (bereq.url ~ "^/api/v1/products") {
+        var.set("bucket", "products");
+    } elsif (bereq.url ~ "^/api/v1/categories") {
+        var.set("bucket", "categories");
+    } else {
+        var.set("bucket", "any");
+    }
+    var.set("mark", var.global_get("purge:" + var.get("bucket")));
+    var.set("mark:any", var.global_get("purge:any"));
 }
 
 sub vcl_backend_response {
-    if (var.get("purges_at_fetch") != var.global_get("purges")) {
+    # The answer's bucket is that of its own surrogate key (a revalidated object's keys
+    # still hold its old object key: dropped here, a new one is added below). One that is
+    # not the URL's (several keys, an unknown one) is held to the mark of "any".
+    set beresp.http.xkey = regsuball(beresp.http.xkey, "\s*x-obj-[0-9]+", "");
+    if (beresp.http.xkey ~ "^\s*p[0-9]+\s*$") {
+        set beresp.http.x-purge-bucket = regsub(beresp.http.xkey, "^\s*p[0-9]*([0-9])\s*$", "p\1");
+    } elsif (beresp.http.xkey ~ "^\s*(products|categories)\s*$") {
+        set beresp.http.x-purge-bucket = regsub(beresp.http.xkey, "^\s*(\S+)\s*$", "\1");
+    } else {
+        set beresp.http.x-purge-bucket = "any";
+    }
+    if (beresp.http.x-purge-bucket == var.get("bucket")) {
+        set beresp.http.x-purge-mark = var.get("mark");
+    } else {
+        set beresp.http.x-purge-bucket = "any";
+        set beresp.http.x-purge-mark = var.get("mark:any");
+    }
+    if (beresp.http.x-purge-mark != var.global_get("purge:" + beresp.http.x-purge-bucket)) {
         set beresp.http.x-edge-skipped = "purge during fetch";
         set beresp.uncacheable = true;
         set beresp.ttl = 0s;
@@ -89,16 +170,32 @@ sub vcl_backend_response {
     # revalidated: Varnish asks with If-None-Match and the app answers 304 from Redis.
     set beresp.grace = 0s;
     set beresp.keep = 1h;
+    # The mark check above runs before the object is indexed, and a purge whose scan runs
+    # in between cannot find it; so the object keeps its bucket and mark (vcl_hit and
+    # vcl_deliver look again) and a key of its own to be dropped by.
+    set beresp.http.x-edge-object = "x-obj-" + bereq.xid;
+    set beresp.http.xkey = beresp.http.xkey + " " + beresp.http.x-edge-object;
     if (beresp.http.Content-Type ~ "json") {
         set beresp.do_gzip = true;  # stored once compressed; Varnish gunzips for clients
     }
 }
 
 sub vcl_deliver {
+    # The request that fetched and stored this object, now that it is indexed: if a purge
+    # came after the fetch's check, its scan may have run before the object could be
+    # found. Drop the object (by its own key); this answer is still right for this request,
+    # which was made before that write returned.
+    if (obj.hits == 0 && resp.http.x-edge-object
+            && resp.http.x-purge-mark != var.global_get("purge:" + resp.http.x-purge-bucket)) {
+        std.log("edge: dropped " + xkey.purge(resp.http.x-edge-object) + " raced by a purge");
+    }
     # The surrogate keys are for this cache only. s-maxage is for this cache too: a shared
     # cache further out cannot be purged by the app, so it must revalidate (max-age=0).
     unset resp.http.xkey;
     unset resp.http.x-edge-skipped;
+    unset resp.http.x-edge-object;
+    unset resp.http.x-purge-bucket;
+    unset resp.http.x-purge-mark;
     if (resp.http.Cache-Control) {
         set resp.http.Cache-Control = regsub(resp.http.Cache-Control, ",\s*s-maxage=[0-9]+", "");
     }
