@@ -22,10 +22,10 @@ acl purgers {
 # Purge marks: what makes a write that lands while an answer is being fetched or stored
 # safe (docs/decisions.md, "The race"). Each PURGE first sets, to its own request id, the
 # mark of every bucket its keys fall in and the mark "any"; then it scans. A bucket is a
-# product detail's last digit (p0-p9), "products" (lists, search) or "categories"; an
-# answer whose key is anything else is in "any". A fetch notes its bucket's mark when it
-# starts; the mark changing later means a write on its bucket may have committed after
-# the app read its rows:
+# product detail's last digit (p0-p9), "products" (lists and search: any purge of a list,
+# product or field key marks it) or "categories"; an answer with any other key is in
+# "any". A fetch notes its bucket's mark when it starts; the mark changing later means a
+# write on its bucket may have committed after the app read its rows:
 #   - before the answer arrived: it is delivered once, never stored (vcl_backend_response);
 #   - after that check but before the object was indexed, where the purge's scan cannot
 #     find it: the request that fetched it drops it once it is (vcl_deliver), and until
@@ -46,11 +46,16 @@ sub vcl_init {
     var.global_set("purge:p7", "0");
     var.global_set("purge:p8", "0");
     var.global_set("purge:p9", "0");
+    # How long after its store an object whose bucket was purged meanwhile is not served
+    # (vcl_hit): the margin for the fetching request's own look, which follows the store by
+    # microseconds unless a thread is descheduled. Seconds; a test may raise it.
+    var.global_set("store-check-margin", "0.1");
 }
 
 sub edge_mark_purge {
     var.global_set("purge:any", req.xid);
-    if (req.http.xkey-purge ~ "(^|\s)products(\s|$)") {
+    # A list page carries `products`, the keys of the products on it, and field keys.
+    if (req.http.xkey-purge ~ "(^|\s)(products|by-[a-z]+|p[0-9]+)(\s|$)") {
         var.global_set("purge:products", req.xid);
     }
     if (req.http.xkey-purge ~ "(^|\s)categories(\s|$)") {
@@ -109,13 +114,13 @@ sub vcl_hash {
 }
 
 sub vcl_hit {
-    # Its bucket was purged since its fetch began, and it is young: the request that fetched
-    # it may not have looked again yet (vcl_deliver), so this may be an answer a purge
-    # missed. Ask the app, without storing. That look follows the store within microseconds;
-    # the second covers a descheduled thread. After it, a purge that left the object in
-    # place did not concern it.
+    # Its bucket was purged since its fetch began, and it was stored moments ago: the request
+    # that fetched it may not have looked again yet (vcl_deliver), so this may be an answer
+    # a purge missed. Ask the app, without storing. Past the margin, a purge that left the
+    # object in place did not concern it.
     if (obj.http.x-purge-mark != var.global_get("purge:" + obj.http.x-purge-bucket)
-            && obj.age < 1s) {
+            && std.real(obj.http.x-stored-at, 0)
+                + std.real(var.global_get("store-check-margin"), 0.1) > std.time2real(now, 0)) {
         return (pass);
     }
 }
@@ -142,8 +147,10 @@ sub vcl_backend_response {
     set beresp.http.xkey = regsuball(beresp.http.xkey, "\s*x-obj-[0-9]+", "");
     if (beresp.http.xkey ~ "^\s*p[0-9]+\s*$") {
         set beresp.http.x-purge-bucket = regsub(beresp.http.xkey, "^\s*p[0-9]*([0-9])\s*$", "p\1");
-    } elsif (beresp.http.xkey ~ "^\s*(products|categories)\s*$") {
-        set beresp.http.x-purge-bucket = regsub(beresp.http.xkey, "^\s*(\S+)\s*$", "\1");
+    } elsif (beresp.http.xkey ~ "(^|\s)products(\s|$)") {
+        set beresp.http.x-purge-bucket = "products";
+    } elsif (beresp.http.xkey ~ "^\s*categories\s*$") {
+        set beresp.http.x-purge-bucket = "categories";
     } else {
         set beresp.http.x-purge-bucket = "any";
     }
@@ -175,6 +182,7 @@ sub vcl_backend_response {
     # vcl_deliver look again) and a key of its own to be dropped by.
     set beresp.http.x-edge-object = "x-obj-" + bereq.xid;
     set beresp.http.xkey = beresp.http.xkey + " " + beresp.http.x-edge-object;
+    set beresp.http.x-stored-at = std.time2real(now, 0);
     if (beresp.http.Content-Type ~ "json") {
         set beresp.do_gzip = true;  # stored once compressed; Varnish gunzips for clients
     }
@@ -189,6 +197,10 @@ sub vcl_deliver {
             && resp.http.x-purge-mark != var.global_get("purge:" + resp.http.x-purge-bucket)) {
         std.log("edge: dropped " + xkey.purge(resp.http.x-edge-object) + " raced by a purge");
     }
+    if (obj.hits == 0 && resp.http.x-stored-at && std.real(resp.http.x-stored-at, 0)
+            + std.real(var.global_get("store-check-margin"), 0.1) < std.time2real(now, 0)) {
+        std.log("edge: the look after storing came later than store-check-margin");
+    }
     # The surrogate keys are for this cache only. s-maxage is for this cache too: a shared
     # cache further out cannot be purged by the app, so it must revalidate (max-age=0).
     unset resp.http.xkey;
@@ -196,6 +208,7 @@ sub vcl_deliver {
     unset resp.http.x-edge-object;
     unset resp.http.x-purge-bucket;
     unset resp.http.x-purge-mark;
+    unset resp.http.x-stored-at;
     if (resp.http.Cache-Control) {
         set resp.http.Cache-Control = regsub(resp.http.Cache-Control, ",\s*s-maxage=[0-9]+", "");
     }

@@ -15,9 +15,10 @@ from ..pagination import encode_cursor
 from ..uow import UnitOfWork
 from .cache_keys import (
     CATEGORIES,
-    LISTS,
     invalidate_products,
     list_key,
+    list_keys_for_fields,
+    list_surrogate_keys,
     product_key,
     product_surrogate_key,
 )
@@ -116,7 +117,8 @@ def list_products(sess: Session, query: ProductQuery) -> Cached:
     def load() -> bytes:
         return _load_page(sess, query).model_dump_json().encode()
 
-    return replace(cache().read_through(list_key("products", digest), load), keys=(LISTS,))
+    cached = cache().read_through(list_key("products", digest), load)
+    return replace(cached, keys=list_surrogate_keys(query, cached.body))
 
 
 def _load_page(sess: Session, query: ProductQuery) -> ProductPage:
@@ -203,6 +205,7 @@ def update_product(sess: Session, product_id: int, data: ProductPatch) -> Produc
         if product is None:
             raise NotFound(f"Product {product_id} does not exist.")
         changes = data.model_dump(exclude_unset=True)
+        lists = list_keys_for_fields(changes)
         if "category" in changes:
             product.category = _category_by_slug(sess, changes.pop("category"))
         if "images" in changes:
@@ -216,7 +219,7 @@ def update_product(sess: Session, product_id: int, data: ProductPatch) -> Produc
         if "name" in changes or "sku" in changes:
             product.slug = free_product_slug(sess, product.name, product.sku, product.id)
         _explain_product_conflicts(uow, product)
-        uow.after_commit(lambda: invalidate_products([product_id]))
+        uow.after_commit(lambda: invalidate_products([product_id], lists=lists))
     return ProductOut.model_validate(product)
 
 

@@ -9,7 +9,7 @@ from typing import cast
 from sqlalchemy import Table, delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from ..catalog.cache_keys import invalidate_products
+from ..catalog.cache_keys import BY_STOCK, invalidate_products
 from ..catalog.models import Product
 from ..errors import Conflict, InvalidInput, NotFound
 from ..orm import utcnow
@@ -69,7 +69,7 @@ def place_order(
         if limits.enabled:
             caps.check(sess, user_id, sum(quantity for _, quantity in lines), limits)
         placed = _write_order(sess, user_id, data, idempotency_key, lines)
-        uow.after_commit(lambda: invalidate_products([pid for pid, _ in lines]))
+        uow.after_commit(lambda: invalidate_products([pid for pid, _ in lines], lists=(BY_STOCK,)))
     return PlacedOrder(placed, replayed=False)
 
 
@@ -220,5 +220,5 @@ def _move(uow: UnitOfWork, order_id: int, target: str, owner_id: int | None) -> 
     order.status = target
     order.updated_at = utcnow()
     if restored:
-        uow.after_commit(lambda: invalidate_products(restored))
+        uow.after_commit(lambda: invalidate_products(restored, lists=(BY_STOCK,)))
     return order
