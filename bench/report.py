@@ -244,8 +244,10 @@ def edge_targets(
     why_mix = (
         f"details {100 * client['detail_hit_ratio']:.1f}% hits, lists and search "
         f"{100 * client['list_hit_ratio']:.1f}%: each of the {client['writes_per_s']:.0f} "
-        "price writes a second purges key `products`, i.e. every list and search page, and "
-        "a miss fetched across any purge is delivered but not stored (Varnish counted "
+        "price writes a second purges its product's detail, the pages listing it and every "
+        "page sorted or filtered by price (`by-price`); a miss fetched across a purge of its "
+        "bucket is delivered but not stored, and a hit on an object stored under 0.1 s before "
+        "whose bucket was purged goes to the app (Varnish counted "
         f"{stat['beresp_uncacheable']:.0f} uncacheable backend answers for "
         f"{stat['cache_miss']:.0f} misses and {stat['s_pass']:.0f} passes)"
     )
