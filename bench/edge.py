@@ -129,9 +129,10 @@ def start_front_door(
     )
     (prefix / "nginx.conf").write_text(conf)
     cmd = ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"]
-    procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    nginx = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(nginx)  # not procs[-1] later: two doors start at once (harness.front_door)
     stack.wait_ok(f"http://127.0.0.1:{http_port}/livez")
-    return FrontDoor(name, http_port, https_port, varnish, procs[-1].pid, cert[0])
+    return FrontDoor(name, http_port, https_port, varnish, nginx.pid, cert[0])
 
 
 def prime(door: FrontDoor, paths: list[str], clients: int = 8) -> dict[str, int]:
