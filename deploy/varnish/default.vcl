@@ -33,19 +33,21 @@ acl purgers {
 # Marks are request ids, not counts: two purges at once cannot leave one looking unchanged.
 sub vcl_init {
     # Every mark starts set: an unset one would read as NULL, which compares unlike itself.
-    var.global_set("purge:any", "0");
-    var.global_set("purge:products", "0");
-    var.global_set("purge:categories", "0");
-    var.global_set("purge:p0", "0");
-    var.global_set("purge:p1", "0");
-    var.global_set("purge:p2", "0");
-    var.global_set("purge:p3", "0");
-    var.global_set("purge:p4", "0");
-    var.global_set("purge:p5", "0");
-    var.global_set("purge:p6", "0");
-    var.global_set("purge:p7", "0");
-    var.global_set("purge:p8", "0");
-    var.global_set("purge:p9", "0");
+    # Globals outlive a VCL (vmod_var), so loading this VCL again resets them: to a value
+    # no mark has had ("0" could bring back the value a fetch under way noted at start).
+    var.global_set("purge:any", "vcl-" + std.time2real(now, 0));
+    var.global_set("purge:products", "vcl-" + std.time2real(now, 0));
+    var.global_set("purge:categories", "vcl-" + std.time2real(now, 0));
+    var.global_set("purge:p0", "vcl-" + std.time2real(now, 0));
+    var.global_set("purge:p1", "vcl-" + std.time2real(now, 0));
+    var.global_set("purge:p2", "vcl-" + std.time2real(now, 0));
+    var.global_set("purge:p3", "vcl-" + std.time2real(now, 0));
+    var.global_set("purge:p4", "vcl-" + std.time2real(now, 0));
+    var.global_set("purge:p5", "vcl-" + std.time2real(now, 0));
+    var.global_set("purge:p6", "vcl-" + std.time2real(now, 0));
+    var.global_set("purge:p7", "vcl-" + std.time2real(now, 0));
+    var.global_set("purge:p8", "vcl-" + std.time2real(now, 0));
+    var.global_set("purge:p9", "vcl-" + std.time2real(now, 0));
     # How long after its store an object whose bucket was purged meanwhile is not served
     # (vcl_hit): the margin for the fetching request's own look, which follows the store by
     # microseconds unless a thread is descheduled. Seconds; a test may raise it.
