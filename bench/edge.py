@@ -242,7 +242,7 @@ def host_busy_seconds() -> float:
 
 
 def purge_cost(door: FrontDoor, count: int = 500) -> dict[str, float]:
-    """One purge as the app sends it (flipkart_api.edge.Edge: resolve, pooled urllib3
+    """One purge as the app sends it (flipkart_api.edge.Edge: resolve, a kept http.client
     PURGE, wait for the 200), timed in this otherwise idle process: wall and CPU ms each."""
     from flipkart_api.edge import Edge  # the app's own code path
 

@@ -29,14 +29,25 @@ class Receiver:
         received: list[str] = []
         self.received = received
         self.status = status
+        self.connections = 0
+        self.drop_after_answer = False  # close the connection unannounced, like an idle timeout
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Varnish
+
+            def setup(self) -> None:
+                owner.connections += 1
+                super().setup()
+
             def do_PURGE(self) -> None:
                 received.append(self.headers.get("xkey-purge", ""))
                 self.send_response(owner.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                if owner.drop_after_answer:
+                    self.wfile.flush()
+                    self.close_connection = True
 
             def log_message(self, *args: object) -> None:
                 """Quiet."""
@@ -82,6 +93,28 @@ def test_every_instance_gets_every_key_once_per_purge(receivers: list[Receiver])
     edge.purge([])
     assert [r.received for r in receivers] == [["p2 products"], ["p2 products"]]
     assert edge.pending() == {}
+
+
+def test_purges_reuse_one_kept_alive_connection(receivers: list[Receiver]) -> None:
+    edge = Edge([receivers[0].url], timeout=1, ttl_seconds=60)
+    for n in range(5):
+        edge.purge([f"p{n}"])
+    assert receivers[0].received == ["p0", "p1", "p2", "p3", "p4"]
+    assert receivers[0].connections == 1
+
+
+def test_a_connection_the_instance_closed_while_idle_is_replaced_at_once(
+    receivers: list[Receiver],
+) -> None:
+    """Varnish closes idle connections (timeout_idle): the next purge must not fail on it."""
+    receivers[0].drop_after_answer = True
+    edge = Edge([receivers[0].url], timeout=1, ttl_seconds=60)
+    edge.purge(["p1"])
+    time.sleep(0.2)  # the receiver has closed its end
+    edge.purge(["p2"])
+    assert receivers[0].received == ["p1", "p2"]  # delivered now, not by the retry thread
+    assert edge.pending() == {}
+    assert receivers[0].connections == 2
 
 
 def test_a_name_is_resolved_and_its_addresses_purged(receivers: list[Receiver]) -> None:
