@@ -256,14 +256,17 @@ def test_with_redis_down_the_cache_still_serves_and_purges(
 
 # -- the race the counter closes, on a stub origin --------------------------------------
 class _SlowOrigin(http.server.BaseHTTPRequestHandler):
-    """Answers /slow after `delay` with the current `version`, tagged xkey: k."""
+    """Answers /api/v1/products/1 after `delay` with the current `version`, tagged xkey: k;
+    `served` notes the version of each such answer as it is made."""
 
     version = "old"
     delay = threading.Event()
+    served: list[str] = []
 
     def do_GET(self) -> None:
         body = self.version.encode()
         if self.path.startswith("/api/v1/products/1"):
+            _SlowOrigin.served.append(self.version)
             _SlowOrigin.delay.wait(5)  # the test releases it after purging
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -311,28 +314,6 @@ def test_an_answer_made_before_a_purge_and_arriving_after_it_is_not_stored(
         origin.server_close()
 
 
-class _CountingOrigin(http.server.BaseHTTPRequestHandler):
-    """Answers /api/v1/products/1 with the current `version`, tagged xkey: k; notes each."""
-
-    version = "old"
-    served: list[str] = []
-
-    def do_GET(self) -> None:
-        payload = self.version.encode()
-        if self.path.startswith("/api/v1/products/1"):
-            _CountingOrigin.served.append(self.version)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Cache-Control", "public, max-age=0, s-maxage=60")
-        self.send_header("xkey", "k")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        """Quiet."""
-
-
 # The windows a descheduled thread opens, held open with vmod_vtc (it ships with varnishd):
 # between the answer's purge-mark check and its store, and between the store and the
 # fetching request's own look (this vcl_deliver runs before the production one).
@@ -354,7 +335,7 @@ def test_a_purge_between_the_check_and_the_store_does_not_leave_the_old_answer(
     that started after the write had returned: while it is being stored (vcl_hit), and
     until its TTL (vcl_deliver drops it).
     """
-    origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CountingOrigin)
+    origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowOrigin)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
     before, after = SLOW_STORE
     varnish = start_varnish(
@@ -362,7 +343,9 @@ def test_a_purge_between_the_check_and_the_store_does_not_leave_the_old_answer(
     )
     path = "/api/v1/products/1"
     try:
-        _CountingOrigin.version, _CountingOrigin.served = "old", []
+        _SlowOrigin.version, _SlowOrigin.served = "old", []
+        _SlowOrigin.delay = threading.Event()
+        _SlowOrigin.delay.set()  # answers at once: the VCL holds the windows open
         answers: dict[str, tuple[bytes, str]] = {}
 
         def read(name: str) -> None:
@@ -372,10 +355,10 @@ def test_a_purge_between_the_check_and_the_store_does_not_leave_the_old_answer(
         early = threading.Thread(target=read, args=("early",))
         early.start()
         deadline = time.monotonic() + 5
-        while not _CountingOrigin.served and time.monotonic() < deadline:
+        while not _SlowOrigin.served and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(0.2)  # Varnish has the old answer and has checked the marks
-        _CountingOrigin.version = "new"  # the write commits ...
+        _SlowOrigin.version = "new"  # the write commits ...
         purge = call(varnish.port, "PURGE", "/", headers={"xkey-purge": "k"})  # ... and purges
         assert purge.status == 200
         # The write has returned. This read waits for the object being stored, and gets it
@@ -390,7 +373,7 @@ def test_a_purge_between_the_check_and_the_store_does_not_leave_the_old_answer(
         time.sleep(1.2)
         late = varnish.get(path)
         assert late.data == b"new", (late.data, late.getheader("X-Edge"))  # type: ignore[attr-defined]
-        assert _CountingOrigin.served[0] == "old", _CountingOrigin.served
+        assert _SlowOrigin.served[0] == "old", _SlowOrigin.served
     finally:
         varnish.stop()
         origin.shutdown()
