@@ -195,13 +195,14 @@ sub vcl_deliver {
     # came after the fetch's check, its scan may have run before the object could be
     # found. Drop the object (by its own key); this answer is still right for this request,
     # which was made before that write returned.
-    if (obj.hits == 0 && resp.http.x-edge-object
-            && resp.http.x-purge-mark != var.global_get("purge:" + resp.http.x-purge-bucket)) {
-        std.log("edge: dropped " + xkey.purge(resp.http.x-edge-object) + " raced by a purge");
-    }
-    if (obj.hits == 0 && resp.http.x-stored-at && std.real(resp.http.x-stored-at, 0)
-            + std.real(var.global_get("store-check-margin"), 0.1) < std.time2real(now, 0)) {
-        std.log("edge: the look after storing came later than store-check-margin");
+    if (obj.hits == 0 && resp.http.x-edge-object) {
+        if (resp.http.x-purge-mark != var.global_get("purge:" + resp.http.x-purge-bucket)) {
+            std.log("edge: dropped " + xkey.purge(resp.http.x-edge-object) + " raced by a purge");
+        }
+        if (std.real(resp.http.x-stored-at, 0)
+                + std.real(var.global_get("store-check-margin"), 0.1) < std.time2real(now, 0)) {
+            std.log("edge: the look after storing came later than store-check-margin");
+        }
     }
     # The surrogate keys are for this cache only. s-maxage is for this cache too: a shared
     # cache further out cannot be purged by the app, so it must revalidate (max-age=0).
