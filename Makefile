@@ -17,7 +17,7 @@ PYTHON_IMAGE ?= python:3.13-slim
 
 .PHONY: run test test-unit test-slow test-docker test-swarm test-faults bench bench-quick lint lint-deploy typecheck check install \
 	migrate seed clean image push backup restore backup-docker restore-docker audit lock
-.PHONY: help install-runtime render-vcl
+.PHONY: help install-runtime render-vcl test-rules
 .DEFAULT_GOAL := help
 
 help: ## List the targets with what they do (also what `make` alone prints)
@@ -93,11 +93,23 @@ bench: $(STAMP) ## Load benchmarks against the tutorial design, the front door i
 bench-quick: $(STAMP) ## The same harness in under 3 minutes (figures not asserted)
 	$(BIN)/python -m bench.harness --quick
 
-lint-deploy: $(STAMP) ## Dockerfile (hadolint), workflows (actionlint), Kubernetes manifests (kubernetes-validate)
+lint-deploy: $(STAMP) test-rules ## Dockerfile (hadolint), workflows (actionlint), Kubernetes manifests (kubernetes-validate), test-rules
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/actionlint
 	PYTHON=$(BIN)/python bash deploy/k8s/validate.sh
 	$(BIN)/python deploy/k8s/render_vcl.py --check
+
+# Prometheus and Alertmanager configuration (deploy/monitoring/README.md). promtool and
+# amtool from Debian's prometheus and prometheus-alertmanager packages (.ci/run installs
+# them); no server is started. check.sh: the config variants agree, every alert has a test
+# where it fires and a runbook section.
+MONITORING := deploy/monitoring
+test-rules: ## promtool check config + check rules + test rules; amtool check-config
+	promtool check config $(MONITORING)/prometheus.yml $(MONITORING)/prometheus-swarm.yml $(MONITORING)/prometheus-test.yml
+	promtool check rules $(MONITORING)/rules/*.yml
+	promtool test rules $(MONITORING)/tests/*.test.yml
+	amtool check-config $(MONITORING)/alertmanager.yml
+	bash $(MONITORING)/check.sh
 
 render-vcl: ## Regenerate deploy/k8s/base/varnish-vcl.yaml from deploy/varnish/default.vcl
 	python3 deploy/k8s/render_vcl.py
