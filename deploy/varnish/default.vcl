@@ -220,6 +220,13 @@ sub vcl_deliver {
     } else {
         set resp.http.X-Edge = "MISS";
     }
+    # A stored answer carries the X-Request-ID of the request that fetched it: answer with
+    # this request's (nginx always sends one), so the id is the same on every hop's line.
+    if (req.http.X-Request-ID) {
+        set resp.http.X-Request-ID = req.http.X-Request-ID;
+    } elsif (obj.hits > 0) {
+        unset resp.http.X-Request-ID;
+    }
     unset resp.http.Via;
     unset resp.http.X-Varnish;
 }

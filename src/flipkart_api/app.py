@@ -7,7 +7,20 @@ import logging
 from apiflask import APIFlask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cache, db, docs, edge, headers, limits, logs, openapi, problems, query, routing
+from . import (
+    access_log,
+    cache,
+    db,
+    docs,
+    edge,
+    headers,
+    limits,
+    logs,
+    openapi,
+    problems,
+    query,
+    routing,
+)
 from .cache_front import CacheFront
 from .settings import Settings, load_settings
 
@@ -20,7 +33,7 @@ API_VERSION = "0.1.0"
 def create_app(settings: Settings | None = None) -> APIFlask:
     """The application factory: settings -> extensions -> blueprints -> hooks."""
     settings = settings or load_settings()
-    logs.configure_logging(settings.log_level)
+    logs.configure_logging(settings.log_level, settings.log_format)
     app = APIFlask("flipkart_api", title=API_TITLE, version=API_VERSION, docs_path="/docs")
     app.config.update(
         SETTINGS=settings,
@@ -57,6 +70,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     )
     # Around everything, the cache front's fast path included: nosniff, no-store.
     headers.init_app(app)
+    access_log.init_app(app, settings)  # outermost: one JSON access line per request
     _announce(settings)
     return app
 

@@ -6,6 +6,8 @@ docs/decisions.md): its HTTP handling is Rust, so a request costs far less CPU o
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .settings import Settings
 
 APP = "flipkart_api.wsgi:app"
@@ -16,6 +18,13 @@ ACCESS_LOG_FORMAT = (
     '%(addr)s "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms '
     "rid=%(header{x-request-id})s"
 )
+# dictConfig for granian's own loggers in JSON mode: logs.JsonFormatter for both.
+GRANIAN_JSON_LOG_CONFIG = Path(__file__).with_name("granian_log.json")
+
+
+def granian_access_log(settings: Settings) -> bool:
+    """granian writes the access line in text mode only (and only with ACCESS_LOG on)."""
+    return settings.effective_access_log and settings.log_format == "text"
 
 
 def granian_argv(settings: Settings) -> list[str]:
@@ -41,10 +50,14 @@ def granian_argv(settings: Settings) -> list[str]:
         str(GRACEFUL_STOP_SECONDS),
         "--log-level",
         settings.log_level.lower(),
-        "--access-log" if settings.effective_access_log else "--no-access-log",
+        # In JSON mode the app writes the access line (access_log.py: granian's format cannot
+        # escape JSON), and granian's own lines are JSON too (granian_log.json).
+        "--access-log" if granian_access_log(settings) else "--no-access-log",
         "--access-log-fmt",
         ACCESS_LOG_FORMAT,
     ]
+    if settings.log_format == "json":
+        argv += ["--log-config", str(GRANIAN_JSON_LOG_CONFIG)]
     if settings.web_reload:
         argv += ["--reload"]
     return [*argv, APP]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Known-bad secrets: the dev default and the usual copy-paste placeholders.
@@ -16,6 +16,7 @@ PLACEHOLDER_SECRETS = frozenset(
 MIN_SECRET_LENGTH = 32
 # A stolen token is good until it expires (or is revoked): a day at most.
 MAX_JWT_EXPIRES_SECONDS = 86400
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(Exception):
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     # or sign-up answers 503 at once instead of growing the process (docs/decisions.md).
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # `text` (a line for people) or `json` (one object per line for a log shipper; then the
+    # app writes its own access line and granian's is off: logs.py, access_log.py).
+    log_format: Literal["text", "json"] = "text"
     host: str = "0.0.0.0"  # noqa: S104 - inside a container the app must listen on all interfaces
     port: int = Field(default=5000, ge=1, le=65535)
     web_concurrency: int = Field(default=2, ge=1)
@@ -114,6 +118,14 @@ class Settings(BaseSettings):
                         f"{name.upper()}_FILE={path} cannot be read: {exc.strerror}"
                     ) from None
         return data
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _known_log_format(cls, value: Any) -> Any:
+        """LOG_FORMAT in any case; anything else refuses to start in one line."""
+        if isinstance(value, str) and value.strip().lower() in LOG_FORMATS:
+            return value.strip().lower()
+        raise ConfigError(f"LOG_FORMAT={value} is not one of: {', '.join(LOG_FORMATS)}")
 
     @model_validator(mode="after")
     def _refuse_insecure_config(self) -> Settings:
