@@ -85,6 +85,8 @@ COPY --from=builder --chown=root:root /opt/venv /opt/venv
 RUN install -d -o app -g app /app/instance
 USER 10001:10001
 EXPOSE 5000
+# flipkart_build_info{revision=...} on /metrics; last, so a new revision rebuilds one layer.
+ENV APP_REVISION=${REVISION}
 # Plain stdlib, 0.05-0.1 s on a busy host; `flipkart-api healthcheck` imports click and the
 # settings first (0.2-0.4 s), and slow probes are how healthy replicas get marked unhealthy.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \

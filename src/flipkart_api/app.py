@@ -19,6 +19,7 @@ from . import (
     openapi,
     problems,
     query,
+    request_metrics,
     routing,
 )
 from .cache_front import CacheFront
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.wsgi_app = CacheFront(  # type: ignore[method-assign]
         app.wsgi_app, app.extensions["cache"], app.extensions["edge"], app.url_map, FAST_PATHS
     )
+    # Counts and times every request, the cache front's hits included; answers /metrics.
+    request_metrics.init_app(app, settings, API_VERSION)
     # Around everything, the cache front's fast path included: nosniff, no-store.
     headers.init_app(app)
     access_log.init_app(app, settings)  # outermost: one JSON access line per request

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
+from . import metrics
 from .cache_stores import Backend, CacheError, MemoryBackend, RedisBackend
 from .settings import Settings
 
@@ -65,6 +66,7 @@ class Cache:
         self._ttl_ms = ttl_seconds * 1000
         self._jitter = jitter
         self._down_until = 0.0
+        self._open_shown = False  # what flipkart_cache_breaker_open says (metrics only)
         self._pending: set[str] = set()  # keys whose invalidation could not be delivered
         self._pending_generations: set[str] = set()
         self._lock = threading.Lock()
@@ -74,11 +76,16 @@ class Cache:
         if self._down_until < time.monotonic():
             log.warning("cache unavailable (%s); bypassing for %.1fs", exc, BREAKER_SECONDS)
         self._down_until = time.monotonic() + BREAKER_SECONDS
+        self._open_shown = True
+        metrics.BREAKER_OPEN.set(1)
 
     def _usable(self) -> bool:
         """False while the breaker is open or undelivered invalidations remain."""
         if time.monotonic() < self._down_until:
             return False
+        if self._open_shown:  # closed again: shown by the first request after it
+            self._open_shown = False
+            metrics.BREAKER_OPEN.set(0)
         with self._lock:
             if not (self._pending or self._pending_generations):
                 return True
@@ -90,6 +97,7 @@ class Cache:
                 return False
             self._pending.clear()
             self._pending_generations.clear()
+            metrics.PENDING_INVALIDATIONS.set(0)
             log.info("cache back; replayed %d invalidations", len(keys) + len(gens))
             return True
 
@@ -98,10 +106,15 @@ class Cache:
 
     # -- reads --------------------------------------------------------------
     def read_through(self, key: str | None, loader: Callable[[], bytes]) -> Cached:
-        """A cached value (HIT), or the loader's (MISS), stored for others.
+        """A cached value (HIT), or the loader's (MISS), stored for others; counted by kind.
 
         A None key (no generation: see `generation`) reads without the cache: BYPASS.
         """
+        cached = self._read_through(key, loader)
+        metrics.CACHE_READS.labels(metrics.cache_kind(key), cached.source.value.lower()).inc()
+        return cached
+
+    def _read_through(self, key: str | None, loader: Callable[[], bytes]) -> Cached:
         if key is None or not self._usable():
             return Cached(loader(), CacheStatus.BYPASS)
         full = KEY_PREFIX + key
@@ -135,14 +148,20 @@ class Cache:
         return Cached(value, CacheStatus.MISS)
 
     def peek(self, key: str) -> bytes | None:
-        """The cached value, or None on a miss or while the cache is unusable (never raises)."""
+        """The cached value, or None on a miss or while the cache is unusable (never raises).
+
+        Only a hit is counted: the caller reads through on a miss, which counts that.
+        """
         if not self._usable():
             return None
         try:
-            return self.backend.get(KEY_PREFIX + key)
+            value = self.backend.get(KEY_PREFIX + key)
         except CacheError as exc:
             self._trip(exc)
             return None
+        if value is not None:
+            metrics.CACHE_READS.labels(metrics.cache_kind(key), "hit").inc()
+        return value
 
     def generation(self, name: str) -> str | None:
         """The current generation of a namespace, part of every key in it; None if unusable.
@@ -180,6 +199,9 @@ class Cache:
             with self._lock:
                 self._pending.update(keys)
                 self._pending_generations.update(generations)
+                metrics.PENDING_INVALIDATIONS.set(
+                    len(self._pending) + len(self._pending_generations)
+                )
 
     def _deliver(self, keys: Sequence[str], generations: Sequence[str]) -> None:
         """Send invalidations to the backend (raises CacheError)."""

@@ -22,8 +22,9 @@ from werkzeug.routing import Map
 
 from .cache import CacheStatus
 from .logs import request_id
+from .request_metrics import ROUTE_KEY
 from .responses import json_answer
-from .routing import path_pattern
+from .routing import path_pattern, route_template
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -64,20 +65,22 @@ class CacheFront:
         self.edge = edge
         # The same paths the routes accept (routing.path_pattern): anything else (an id of
         # 0, with leading zeros, >= 2^63) goes to Flask, which answers 404 without a lookup.
-        self._routes: list[tuple[re.Pattern[str], FastPath]] = [
-            (path_pattern(url_map, path.endpoint), path) for path in paths
+        self._routes: list[tuple[re.Pattern[str], FastPath, str]] = [
+            (path_pattern(url_map, path.endpoint), path, route_template(url_map, path.endpoint))
+            for path in paths
         ]
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Serve a hit, or hand the request to the wrapped app."""
         if environ["REQUEST_METHOD"] == "GET":
             path_info = environ.get("PATH_INFO", "")
-            for pattern, path in self._routes:
+            for pattern, path, route in self._routes:
                 match = pattern.match(path_info)
                 if match:
                     variables = match.groupdict()
                     body = self.cache.peek(path.key(variables))
                     if body is not None:
+                        environ[ROUTE_KEY] = route  # counted under the route's template
                         keys = path.surrogate_keys(variables)
                         return self._hit(environ, start_response, body, keys)
                     break

@@ -27,8 +27,14 @@ def _settings(**overrides: object) -> Settings:
 
 @click.group()
 @click.version_option(package_name="flipkart-api", message="%(prog)s %(version)s")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """flipkart-api: a storefront API."""
+    if ctx.invoked_subcommand != "serve":
+        # Only the server's workers keep metrics in files (server.prepare_metrics); a
+        # `migrate` or `seed` beside them must neither add to a replica's counts nor fail
+        # for a directory that does not exist yet.
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 @main.command()
@@ -194,7 +200,7 @@ def set_role(email: str, role: str) -> None:
 )
 def serve(host: str | None, port: int | None, announce: bool | None) -> None:
     """Run granian (WSGI): WEB_CONCURRENCY workers x WEB_THREADS threads; SIGTERM drains."""
-    from .server import granian_argv
+    from .server import granian_argv, prepare_metrics
     from .startup import (
         EXIT_CANNOT_LISTEN,
         CannotListen,
@@ -213,6 +219,7 @@ def serve(host: str | None, port: int | None, announce: bool | None) -> None:
         sys.exit(EXIT_CANNOT_LISTEN)
     if announce if announce is not None else sys.stdout.isatty():
         announce_when_ready(local_url(settings.host, settings.port))
+    prepare_metrics(settings)
     # exec: the server becomes this process (PID 1 in a container) and gets SIGTERM itself.
     os.execv(sys.executable, [sys.executable, "-m", "granian", *argv])  # noqa: S606 - fixed argv
 

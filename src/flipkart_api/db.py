@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import metrics
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ def _sqlite_begin(conn: Connection) -> None:
 def init_app(app: Flask, settings: Settings) -> None:
     """Create the engine and session factory and close the request's session on teardown."""
     engine = build_engine(settings)
+    _count_pool(engine)
     app.extensions["db_engine"] = engine
     factory = sessionmaker(engine, expire_on_commit=False)
     from .uow import guard  # uow imports this module
@@ -110,6 +112,21 @@ def init_app(app: Flask, settings: Settings) -> None:
     guard(factory)  # every write goes through a unit of work
     app.extensions["db_sessionmaker"] = factory
     app.teardown_appcontext(_close_session)
+
+
+def _count_pool(engine: Engine) -> None:
+    """Keep the pool gauges (flipkart_db_pool_*) current as connections come and go."""
+    pool: Any = engine.pool  # QueuePool on both backends: size(), checkedout()
+    size = pool.size()
+    metrics.POOL_SIZE.set(size)
+
+    def _show(in_use: int) -> None:
+        metrics.POOL_IN_USE.set(in_use)
+        metrics.POOL_OVERFLOW.set(max(in_use - size, 0))
+
+    # The checkin event comes before the pool takes the connection back: one less then.
+    event.listen(engine, "checkout", lambda *_: _show(pool.checkedout()))
+    event.listen(engine, "checkin", lambda *_: _show(pool.checkedout() - 1))
 
 
 def engine() -> Engine:

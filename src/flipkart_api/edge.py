@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app
 
+from . import metrics
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class Edge:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
+            metrics.EDGE_PURGES.labels("failed").inc()
             raise PurgeFailed(f"cannot resolve {host}: {exc}") from None
         addresses = sorted({str(info[4][0]) for info in infos})
         headers = {PURGE_HEADER: " ".join(keys), "Host": parts.netloc}
@@ -107,9 +109,12 @@ class Edge:
             try:
                 status = self._send(address, port, headers)
             except (OSError, http.client.HTTPException) as exc:
+                metrics.EDGE_PURGES.labels("failed").inc()
                 raise PurgeFailed(f"{address}: {type(exc).__name__}") from None
             if status != 200:
+                metrics.EDGE_PURGES.labels("failed").inc()
                 raise PurgeFailed(f"{address} answered {status}")
+            metrics.EDGE_PURGES.labels("ok").inc()
 
     def _send(self, address: str, port: int, headers: dict[str, str]) -> int:
         """PURGE / to one address on this thread's kept connection; its status."""

@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable
 
 import redis
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import metrics
 from .problems import problem
 from .settings import Settings
 
@@ -90,6 +91,8 @@ def _redis_options(settings: Settings) -> dict[str, object]:
 def _too_many_requests(error: RateLimitExceeded) -> Response:
     """429 problem+json naming the limit, with Retry-After (the only place it is sent)."""
     item = error.limit.limit
+    rule = request.url_rule
+    metrics.RATE_LIMITED.labels(rule.rule if rule else metrics.UNMATCHED).inc()
     seconds = _seconds_until_reset(item)
     detail = f"Too many requests: the limit is {item} for this endpoint; retry after {seconds} s."
     return problem(429, detail, headers={"Retry-After": str(seconds)})

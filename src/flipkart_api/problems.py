@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from . import metrics
 from .errors import (
     AmbiguousInput,
     Conflict,
@@ -126,6 +127,12 @@ def _database_unavailable(error: Exception) -> Response:
     return problem(503, "The database is temporarily unavailable.", headers={"Retry-After": "2"})
 
 
+def _pool_exhausted(error: Exception) -> Response:
+    """Every pooled connection was busy for DB_POOL_TIMEOUT_SECONDS: a 503, counted."""
+    metrics.POOL_TIMEOUTS.inc()
+    return _database_unavailable(error)
+
+
 def init_app(app: APIFlask) -> None:
     """Route every error through one of the handlers above; read bodies with APIRequest."""
     app.request_class = APIRequest
@@ -133,4 +140,4 @@ def init_app(app: APIFlask) -> None:
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(HTTPException, _werkzeug_error)
     app.register_error_handler(OperationalError, _database_unavailable)
-    app.register_error_handler(PoolTimeout, _database_unavailable)
+    app.register_error_handler(PoolTimeout, _pool_exhausted)

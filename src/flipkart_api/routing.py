@@ -57,16 +57,21 @@ class IdConverter(BaseConverter):
 _PLACEHOLDER = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
 
 
+def route_template(url_map: Map, endpoint: str) -> str:
+    """The rule string of `endpoint`'s one GET rule (raises LookupError if not exactly one)."""
+    rules = [r for r in url_map.iter_rules(endpoint) if r.methods is None or "GET" in r.methods]
+    if len(rules) != 1:
+        raise LookupError(f"{endpoint}: expected one GET rule, found {len(rules)}")
+    return rules[0].rule
+
+
 def path_pattern(url_map: Map, endpoint: str) -> re.Pattern[str]:
     """A regex matching exactly the paths `endpoint`'s GET rule routes, one group per variable.
 
     Built from the rule string and the map's converters (their `regex`), so it cannot drift
     from what Flask routes. Raises LookupError when the endpoint has no single GET rule.
     """
-    rules = [r for r in url_map.iter_rules(endpoint) if r.methods is None or "GET" in r.methods]
-    if len(rules) != 1:
-        raise LookupError(f"{endpoint}: expected one GET rule, found {len(rules)}")
-    rule = rules[0].rule
+    rule = route_template(url_map, endpoint)
     parts: list[str] = []
     position = 0
     for match in _PLACEHOLDER.finditer(rule):

@@ -6,6 +6,8 @@ docs/decisions.md): its HTTP handling is Rust, so a request costs far less CPU o
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from .settings import Settings
@@ -61,3 +63,19 @@ def granian_argv(settings: Settings) -> list[str]:
     if settings.web_reload:
         argv += ["--reload"]
     return [*argv, APP]
+
+
+def prepare_metrics(settings: Settings) -> None:
+    """Give the workers one fresh directory for their metric values (before granian starts).
+
+    PROMETHEUS_MULTIPROC_DIR if set (a Kubernetes emptyDir, say), else one per port under
+    the temporary directory; emptied, so no earlier run's counts are summed into this one's.
+    """
+    from .metrics import MULTIPROC_ENV, prepare_directory
+
+    if not settings.metrics_enabled:
+        return
+    default = Path(tempfile.gettempdir()) / f"flipkart-api-metrics-{settings.port}"
+    directory = Path(os.environ.get(MULTIPROC_ENV) or default)
+    prepare_directory(directory)
+    os.environ[MULTIPROC_ENV] = str(directory)

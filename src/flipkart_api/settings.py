@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # edge log has every request with the same request id and the app's line cost 135 us of
     # CPU per request (30% of a cached read; docs/decisions.md).
     access_log: bool | None = None
+    # /metrics (Prometheus) and the per-request counting behind it; false: neither.
+    metrics_enabled: bool = True
+    # The source revision this build runs (the image sets it from its REVISION build arg);
+    # on flipkart_build_info beside the version.
+    app_revision: str = Field(default="unknown", pattern=r"^[0-9A-Za-z._-]{1,64}$")
     # Per-client limits (Flask-Limiter syntax); RATELIMIT_ENABLED=false turns them all off.
     ratelimit_enabled: bool = True
     ratelimit_register: str = "10/minute"

@@ -171,6 +171,7 @@ TLS_LISTEN = "listen 443 ssl http2;"
 HTTP_LISTEN = "listen 80;"
 CACHE_TARGET = "set $cache http://varnish:80;"
 CACHE_BACKEND_LISTEN = "listen 8081;"
+STATUS_LISTEN = "listen 8080;"  # stub_status, for the nginx exporter
 
 NGINX_MAIN = """worker_processes 1;
 pid {prefix}/nginx.pid;
@@ -213,6 +214,7 @@ def render_nginx_conf(
     acme: Path | None = None,
     cache_port: int = 0,
     cache_backend_port: int = 0,
+    status_port: int = 0,
 ) -> Path:
     """Write nginx.conf (main context) including the adapted production server block.
 
@@ -224,7 +226,8 @@ def render_nginx_conf(
 
     `cache_port`: a Varnish on 127.0.0.1 that anonymous reads go to (none: they go to the
     replicas, as when the cache is down); `cache_backend_port`: where the internal server
-    Varnish asks listens (none: a Unix socket nobody uses).
+    Varnish asks listens (none: a Unix socket nobody uses); `status_port`: where the
+    stub_status server listens (none: a Unix socket).
     """
     acme = acme or prefix / "acme"
     conf = (ROOT / "deploy" / "nginx" / "default.conf").read_text()
@@ -236,8 +239,12 @@ def render_nginx_conf(
         if cache_backend_port
         else f"listen unix:{prefix}/cache-backend.sock;"
     )
+    status = (
+        f"listen 127.0.0.1:{status_port};" if status_port else f"listen unix:{prefix}/status.sock;"
+    )
     swaps = (
         *NGINX_SWAPS,
+        (STATUS_LISTEN, status, 1),
         (TLS_LISTEN, tls_listen, 1),
         (HTTP_LISTEN, redirect, 1),
         (CACHE_TARGET, f"set $cache {cache};", 1),

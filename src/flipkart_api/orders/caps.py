@@ -12,6 +12,7 @@ from typing import cast
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
+from .. import metrics
 from ..auth.models import User
 from ..errors import Conflict
 from .models import Order, OrderItem
@@ -57,6 +58,12 @@ def lock_customer(sess: Session, user_id: int) -> None:
         )
 
 
+def _refused(message: str) -> Conflict:
+    """The 409 for an order over a cap, counted (flipkart_orders_rejected_total{reason="cap"})."""
+    metrics.ORDERS_REJECTED.labels("cap").inc()
+    return Conflict(message)
+
+
 def check(sess: Session, user_id: int, units: int, caps: OpenOrderCaps) -> None:
     """409 when an order of `units` would pass either cap; call after lock_customer.
 
@@ -66,7 +73,7 @@ def check(sess: Session, user_id: int, units: int, caps: OpenOrderCaps) -> None:
     lock inside would not see the order the other transaction just committed.
     """
     if caps.max_units and units > caps.max_units:
-        raise Conflict(
+        raise _refused(
             f"This order holds {units} units; at most {caps.max_units} units may wait in "
             "unconfirmed orders. Order fewer."
         )
@@ -83,12 +90,12 @@ def check(sess: Session, user_id: int, units: int, caps: OpenOrderCaps) -> None:
         ).select_from(open_orders.join(ORDER_ITEMS, ORDER_ITEMS.c.order_id == open_orders.c.id))
     ).one()
     if caps.max_orders and count >= caps.max_orders:
-        raise Conflict(
+        raise _refused(
             f"You have {caps.max_orders} unconfirmed orders, the most allowed; order again "
             "once one is confirmed, or cancel one."
         )
     if caps.max_units and held + units > caps.max_units:
-        raise Conflict(
+        raise _refused(
             f"Your unconfirmed orders hold {held} units and this order {units}; at most "
             f"{caps.max_units} units may wait in unconfirmed orders. Order fewer, or wait "
             "until one is confirmed."

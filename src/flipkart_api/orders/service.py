@@ -9,6 +9,7 @@ from typing import cast
 from sqlalchemy import Table, delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from .. import metrics
 from ..catalog.cache_keys import BY_STOCK, invalidate_products
 from ..catalog.models import Product
 from ..errors import Conflict, InvalidInput, NotFound
@@ -59,6 +60,7 @@ def place_order(
             stored = idempotency.claim(sess, user_id, idempotency_key, request_hash, ttl_hours)
             if stored is not None:
                 uow.rollback()
+                metrics.ORDERS_REPLAYED.inc()
                 return PlacedOrder(stored, replayed=True)
         if data.from_cart:
             lines = cart_lines(sess, user_id)
@@ -70,6 +72,7 @@ def place_order(
             caps.check(sess, user_id, sum(quantity for _, quantity in lines), limits)
         placed = _write_order(sess, user_id, data, idempotency_key, lines)
         uow.after_commit(lambda: invalidate_products([pid for pid, _ in lines], lists=(BY_STOCK,)))
+        uow.after_commit(metrics.ORDERS_PLACED.inc)
     return PlacedOrder(placed, replayed=False)
 
 
@@ -155,6 +158,7 @@ def _reserve_stock(sess: Session, lines: list[Line]) -> list[OrderItemOut]:
         raise InvalidInput("items", f"unknown product ids: {', '.join(map(str, unknown))}")
     if short:
         ids = ", ".join(map(str, short))
+        metrics.ORDERS_REJECTED.labels("stock").inc()
         raise Conflict(f"Insufficient stock for product ids: {ids}. Nothing was ordered.")
     return [captured[pid] for pid, _ in lines]
 

@@ -1,0 +1,102 @@
+"""Every request counted and timed by its route template, and GET /metrics answered.
+
+A WSGI layer around the app and the cache front, so a cached hit answered before Flask is
+counted like the rest. Which route a request took is put in the WSGI environ
+(ROUTE_KEY): by Flask as soon as it has matched the URL (the `request_started` signal,
+before any hook that could answer early, a rate limit's 429 included) and by the cache
+front for its hits. /metrics itself is not counted: Prometheus times its own scrapes.
+
+/metrics is on the app's port, for Prometheus on the stack's network; the public front door
+(nginx) answers it 404, so the world never sees it (tests/test_front_door.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, request, request_started
+from prometheus_client.metrics import Counter as _Counter
+from prometheus_client.metrics import Histogram as _Histogram
+
+from . import metrics
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+ROUTE_KEY = "flipkart.route"
+_METRICS_HEADERS = [
+    ("Content-Type", metrics.CONTENT_TYPE),
+    ("Cache-Control", "no-store"),
+]
+
+
+class RequestMetrics:
+    """WSGI middleware: count and time each request; answer GET /metrics itself."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+        # Labelled children, made once each: .labels() costs more than the increment.
+        self._counters: dict[tuple[str, str, str], _Counter] = {}
+        self._timers: dict[tuple[str, str], _Histogram] = {}
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Answer /metrics, or pass the request on and record how it went."""
+        if environ.get("PATH_INFO") == metrics.PATH and environ["REQUEST_METHOD"] in (
+            "GET",
+            "HEAD",
+        ):
+            return self._scrape(environ, start_response)
+        started = time.perf_counter()
+        status = ["500"]  # what an exception out of the app becomes at the server
+
+        def start(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status[0] = metrics.status_label(status_line)
+            return start_response(status_line, headers, exc_info)
+
+        metrics.IN_FLIGHT.inc()
+        try:
+            return self.app(environ, start)
+        finally:
+            metrics.IN_FLIGHT.dec()
+            route = environ.get(ROUTE_KEY, metrics.UNMATCHED)
+            method = metrics.method_label(environ["REQUEST_METHOD"])
+            self._count(route, method, status[0])
+            self._timer(route, method).observe(time.perf_counter() - started)
+
+    def _count(self, route: str, method: str, status: str) -> None:
+        key = (route, method, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = metrics.HTTP_REQUESTS.labels(*key)
+        counter.inc()
+
+    def _timer(self, route: str, method: str) -> _Histogram:
+        key = (route, method)
+        timer = self._timers.get(key)
+        if timer is None:
+            timer = self._timers[key] = metrics.HTTP_DURATION.labels(*key)
+        return timer
+
+    def _scrape(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        body = metrics.exposition()
+        start_response("200 OK", [*_METRICS_HEADERS, ("Content-Length", str(len(body)))])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+
+def _note_route(sender: Flask, **_: object) -> None:
+    """Put the matched rule's template in the environ (None matched: left unset)."""
+    rule = request.url_rule
+    if rule is not None:
+        request.environ[ROUTE_KEY] = rule.rule
+
+
+def init_app(app: Flask, settings: Settings, version: str) -> None:
+    """Count this app's requests and answer /metrics (unless METRICS_ENABLED=false)."""
+    if not settings.metrics_enabled:
+        return
+    request_started.connect(_note_route, app)
+    metrics.BUILD_INFO.labels(version, settings.app_revision).set(1)
+    app.wsgi_app = RequestMetrics(app.wsgi_app)  # type: ignore[method-assign]
