@@ -3,8 +3,8 @@
 #  1. prometheus-swarm.yml and prometheus-test.yml are prometheus.yml with the values their
 #     headers name changed, and nothing else: a job added to one is in all three.
 #  2. Every alert has a promtool test in which it fires (an `exp_alerts:` list, not `[]`).
-#  3. Every alert's runbook annotation is README.md#alert-<name in lower case>, and
-#     RUNBOOK.md has the heading "### Alert: <name>" that makes that anchor.
+#  3. Every alert's runbook annotation is deploy/monitoring/RUNBOOK.md#alert-<name in lower
+#     case>, and RUNBOOK.md has the heading "### Alert: <name>" that makes that anchor.
 #  4. Every alert's severity is page or ticket, and alertmanager.yml routes each of them
 #     (and a missing one) to its receiver.
 set -euo pipefail
@@ -31,7 +31,8 @@ for a in $alerts; do
   lower=$(tr '[:upper:]' '[:lower:]' <<<"$a")
   # the runbook line of this alert: the first `runbook:` after `- alert: A`
   runbook=$(awk -v a="$a" '$1 == "-" && $2 == "alert:" {cur = $3} cur == a && $1 == "runbook:" {gsub(/"/, "", $2); print $2; exit}' rules/*.yml)
-  [ "$runbook" = "README.md#alert-$lower" ] || fail "$a: runbook is '$runbook', not README.md#alert-$lower"
+  want="deploy/monitoring/RUNBOOK.md#alert-$lower"
+  [ "$runbook" = "$want" ] || fail "$a: runbook is '$runbook', not $want"
   grep -qx "### Alert: $a" RUNBOOK.md || fail "$a: RUNBOOK.md has no heading '### Alert: $a'"
   severity=$(awk -v a="$a" '$1 == "-" && $2 == "alert:" {cur = $3} cur == a && $1 == "severity:" {print $2; exit}' rules/*.yml)
   [[ "$severity" == page || "$severity" == ticket ]] || fail "$a: severity '$severity', not page or ticket"
