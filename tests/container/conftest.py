@@ -108,6 +108,17 @@ def image() -> str:
     return IMAGE
 
 
+def node_exporter_image() -> str:
+    """NODE_EXPORTER_IMAGE, or (offline CI: DEBIAN_IMAGE set) one built from Debian's package."""
+    if os.environ.get("NODE_EXPORTER_IMAGE") or not os.environ.get("DEBIAN_IMAGE"):
+        return os.environ.get("NODE_EXPORTER_IMAGE", "prom/node-exporter:v1.8.2")
+    tag = "flipkart-test/node-exporter:debian"
+    dockerfile = ROOT / "tests/container/monitoring/node-exporter.Dockerfile"
+    docker("build", "-q", "-t", tag, "--build-arg", f"DEBIAN_IMAGE={os.environ['DEBIAN_IMAGE']}",
+           "-f", str(dockerfile), str(dockerfile.parent), timeout=600)  # fmt: skip
+    return tag
+
+
 def _git_sha() -> str:
     result = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -176,7 +187,8 @@ def _stack(
             logs = stack.compose("logs", "--no-color", "--tail", "60", check=False).stdout
             print(logs[-8000:])
         stack.compose(
-            "--profile", "tools", "--profile", "backup", "down", "-v", "--remove-orphans",
+            "--profile", "tools", "--profile", "backup", "--profile", "monitoring", "down", "-v",
+            "--remove-orphans",
             "--timeout", "5", check=False,
         )  # fmt: skip
 
@@ -196,6 +208,7 @@ def prod_stack_named(request: pytest.FixtureRequest, image: str, project: str) -
         "POSTGRES_DB": "flipkart",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "REDIS_PASSWORD": secrets.token_urlsafe(24),
+        "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(24),
         "APP_IMAGE": image,
     }
     port, https, adminer = servers.free_port(), servers.free_port(), servers.free_port()

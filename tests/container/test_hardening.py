@@ -41,9 +41,9 @@ def _is_root(user: str) -> bool:
 def _rendered() -> dict[str, Any]:
     """compose.prod.yaml with every profile, rendered as JSON (no engine needed)."""
     env = {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p", "POSTGRES_DB": "d", "SECRET_KEY": "k",
-           "REDIS_PASSWORD": "r"}  # fmt: skip
+           "REDIS_PASSWORD": "r", "GRAFANA_ADMIN_PASSWORD": "g"}  # fmt: skip
     out = docker("compose", "-f", str(ROOT / "compose.prod.yaml"), "--profile", "tools",
-                 "--profile", "backup", "config", "--format", "json",
+                 "--profile", "backup", "--profile", "monitoring", "config", "--format", "json",
                  env=os.environ | env, cwd=ROOT).stdout  # fmt: skip
     config: dict[str, Any] = json.loads(out)
     return config
@@ -52,7 +52,9 @@ def _rendered() -> dict[str, Any]:
 def test_rendered_config_hardens_every_service() -> None:
     services = _rendered()["services"]
     assert {"web", "migrate", "certs", "nginx", "db", "redis", "redis-limits", "adminer", "backup",
-            "restore"} <= set(services)  # fmt: skip
+            "restore", "prometheus", "alertmanager", "grafana", "postgres-exporter",
+            "redis-exporter", "nginx-exporter", "varnish-exporter",
+            "node-exporter"} <= set(services)  # fmt: skip
     for name, svc in services.items():
         if name in ROOT_ALLOWED:
             assert svc["user"] == ROOT_ALLOWED[name], name

@@ -1,0 +1,156 @@
+"""compose.prod.yaml --profile monitoring on a real engine: scraped, queried, alerting.
+
+Prometheus (deploy/monitoring/prometheus-test.yml: production's config and rules, 2 s
+intervals) scrapes the 3 replicas and every exporter while a load runs through nginx; every
+panel of the Grafana dashboard must return data from it; a stuck replica (frozen with
+`docker pause`: it stays in Docker's DNS but answers nothing) fires FlipkartReplicaDown,
+which reaches a real webhook receiver through Alertmanager, and resolves when it is back.
+Grafana has no stand-in image here, so it is the one service of the profile not started.
+The tests run in file order against one stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .. import dashboards, servers
+from .conftest import ROOT, Stack, docker, node_exporter_image, prod_stack_named
+from .test_prod_stack import Load
+
+pytestmark = pytest.mark.timeout(900)
+OVERRIDE = "tests/container/monitoring/compose.override.yaml"
+SERVICES = [
+    *("web", "nginx", "varnish", "varnish-log", "prometheus", "alertmanager", "alert-receiver"),
+    *("postgres-exporter", "redis-exporter", "nginx-exporter", "varnish-exporter"),
+    "node-exporter",
+]
+# Every job of deploy/monitoring/prometheus.yml and how many targets it has in this stack.
+JOBS = {"flipkart-api": 3, "postgres": 1, "redis": 2, "nginx": 1, "varnish": 1, "node": 1,
+        "alertmanager": 1, "prometheus": 1}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, image: str) -> Iterator[Stack]:
+    """The production stack with the monitoring profile, Prometheus on a free port."""
+    for stack in prod_stack_named(request, image, "fk-monitoring-test"):
+        stack.files.append(OVERRIDE)
+        stack.ports |= {"prometheus": servers.free_port(), "alertmanager": servers.free_port()}
+        stack.env |= {
+            "PROMETHEUS_CONFIG": "prometheus-test.yml",
+            "PROMETHEUS_PORT": str(stack.ports["prometheus"]),
+            "ALERTMANAGER_PORT": str(stack.ports["alertmanager"]),
+            "NODE_EXPORTER_IMAGE": node_exporter_image(),
+        }
+        yield stack
+
+
+def prometheus(stack: Stack, path: str, **params: str) -> Any:
+    """GET Prometheus's HTTP API; its `data`."""
+    url = f"http://127.0.0.1:{stack.ports['prometheus']}{path}?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+SCREENSHOTS = ROOT / "build" / "screenshots"  # the README's picture is copied from here
+
+
+def screenshot(stack: Stack, page: str, name: str) -> None:
+    """A headless Chromium picture of a Prometheus page (build/screenshots/<name>.png)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        assert os.environ.get("CI") != "true", "chromium is not installed"
+        return
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{stack.ports['prometheus']}{page}"
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1400,900", "--virtual-time-budget=8000",
+         "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=127.0.0.1",
+         f"--screenshot={SCREENSHOTS / (name + '.png')}", url],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000, "an empty page"
+
+
+def notifications(stack: Stack) -> list[dict[str, Any]]:
+    """Every notification the receiver got from Alertmanager, oldest first."""
+    (receiver,) = stack.containers("alert-receiver")
+    out = docker("logs", receiver).stdout  # not `compose logs`: it adds terminal codes
+    return [json.loads(line.split(" ", 1)[1]) for line in out.splitlines()
+            if line.startswith("NOTIFICATION ")]  # fmt: skip
+
+
+def test_the_monitoring_profile_comes_up_and_every_target_is_scraped(stack: Stack) -> None:
+    stack.compose("--profile", "monitoring", "up", "-d", "--wait", *SERVICES, timeout=900)
+    stack.wait_for("/readyz")
+    deadline = time.monotonic() + 120
+    while True:
+        results = prometheus(stack, "/api/v1/query", query="up")["result"]
+        jobs: dict[str, list[float]] = {}
+        for sample in results:
+            jobs.setdefault(sample["metric"]["job"], []).append(float(sample["value"][1]))
+        counts = {job: len(values) for job, values in jobs.items()}
+        if counts == JOBS and all(v == 1 for values in jobs.values() for v in values):
+            break
+        assert time.monotonic() < deadline, f"targets not all up: {jobs}"
+        time.sleep(2)
+
+
+def test_every_dashboard_panel_returns_data_under_load(stack: Stack) -> None:
+    with Load(stack) as load:
+        time.sleep(20)  # ten scrapes under load: rate() over $__rate_interval has points
+        url = f"http://127.0.0.1:{stack.ports['prometheus']}"
+        checks = dashboards.check_against(url, dashboards.panel_queries(), rate_interval="30s")
+        graph = urllib.parse.urlencode(
+            {"g0.expr": "sum by (route) (rate(flipkart_http_requests_total[30s]))",
+             "g0.tab": "0", "g0.range_input": "5m"}
+        )  # fmt: skip
+        screenshot(stack, f"/graph?{graph}", "prometheus-graph")
+    empty = [(c.title, c.query, c.error) for c in checks if not c.has_data]
+    assert not empty, empty
+    # Nothing seeded the catalog: product 1 is a 404; what matters is that nothing failed.
+    assert set(load.codes) <= {200, 404}, load.codes
+
+
+def test_a_stuck_replica_fires_an_alert_through_alertmanager_and_it_resolves(
+    stack: Stack,
+) -> None:
+    victim = stack.containers("web")[0]
+    docker("pause", victim)
+    try:
+        fired = _wait_for_notification(stack, "firing", seconds=150)
+        screenshot(stack, "/alerts", "prometheus-alerts")
+    finally:
+        docker("unpause", victim)
+    alert = fired["alerts"][0]
+    assert alert["labels"]["severity"] == "ticket"
+    assert alert["labels"]["job"] == "flipkart-api"
+    runbook = alert["annotations"]["runbook"]
+    assert runbook == "deploy/monitoring/RUNBOOK.md#alert-flipkartreplicadown"
+    resolved = _wait_for_notification(stack, "resolved", seconds=90)
+    assert resolved["alerts"][0]["labels"]["instance"] == alert["labels"]["instance"]
+
+
+def _wait_for_notification(stack: Stack, status: str, seconds: float) -> dict[str, Any]:
+    """The first FlipkartReplicaDown notification with this status (firing or resolved)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for note in notifications(stack):
+            name = note["groupLabels"].get("alertname") or note["commonLabels"].get("alertname")
+            if name == "FlipkartReplicaDown" and note["status"] == status:
+                return note
+        time.sleep(3)
+    alerts = prometheus(stack, "/api/v1/alerts")
+    raise AssertionError(f"no {status} FlipkartReplicaDown within {seconds}s: {alerts}")
