@@ -227,3 +227,16 @@ def test_metrics_can_be_turned_off(tmp_path: Path, sqlite_template: Path) -> Non
     response = create_app(settings).test_client().get("/metrics")
     assert response.status_code == 404
     assert response.headers["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "headers", [{"X-Forwarded-For": "203.0.113.7"}, {"Forwarded": "for=203.0.113.7"}]
+)
+def test_a_scrape_through_a_proxy_is_refused(
+    tmp_path: Path, sqlite_template: Path, headers: dict[str, str]
+) -> None:
+    # Whatever spelling got a request past the front door, a proxy forwarded it.
+    client = create_app(sqlite_settings(tmp_path, sqlite_template)).test_client()
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 404
+    assert b"flipkart_" not in response.data

@@ -156,3 +156,17 @@ def test_metrics_cannot_be_reached_through_the_front_door(
     conn.close()
     assert response.status == 404, (path, response.status)
     assert b"flipkart_" not in body
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/%6detrics", "/metrics?x=1"])
+def test_metrics_cannot_be_reached_through_the_http_cache(door: FrontDoor, path: str) -> None:
+    # Kubernetes' Ingress sends every path to Varnish, with X-Forwarded-For as any proxy,
+    # and Varnish passes what it does not cache on to the replicas (here through nginx's
+    # internal server, as in compose). The app does not answer a proxied scrape.
+    conn = http.client.HTTPConnection("127.0.0.1", door.varnish_port, timeout=10)
+    conn.request("GET", path, headers={"X-Forwarded-For": "203.0.113.7"})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    assert response.status == 404, (path, response.status)
+    assert b"flipkart_" not in body

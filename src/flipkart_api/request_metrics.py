@@ -6,8 +6,9 @@ counted like the rest. Which route a request took is put in the WSGI environ
 before any hook that could answer early, a rate limit's 429 included) and by the cache
 front for its hits. /metrics itself is not counted: Prometheus times its own scrapes.
 
-/metrics is on the app's port, for Prometheus on the stack's network; the public front door
-(nginx) answers it 404, so the world never sees it (tests/test_front_door.py).
+/metrics is on the app's port, for Prometheus on the stack's network. Not through a proxy:
+the public front door (nginx) answers it 404 itself, and a request any proxy forwarded (it
+carries X-Forwarded-For) is routed to Flask, which has no such route (tests/test_metrics*.py).
 """
 
 from __future__ import annotations
@@ -44,10 +45,7 @@ class RequestMetrics:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Answer /metrics, or pass the request on and record how it went."""
-        if environ.get("PATH_INFO") == metrics.PATH and environ["REQUEST_METHOD"] in (
-            "GET",
-            "HEAD",
-        ):
+        if environ.get("PATH_INFO") == metrics.PATH and _scrape_allowed(environ):
             return self._scrape(environ, start_response)
         started = time.perf_counter()
         status = ["500"]  # what an exception out of the app becomes at the server
@@ -84,6 +82,21 @@ class RequestMetrics:
         body = metrics.exposition()
         start_response("200 OK", [*_METRICS_HEADERS, ("Content-Length", str(len(body)))])
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+
+def _scrape_allowed(environ: WSGIEnvironment) -> bool:
+    """A GET or HEAD that came straight from the scraper, through no proxy.
+
+    Every proxy in front of the app (nginx, Varnish, an Ingress controller) adds
+    X-Forwarded-For, and no client can take it off again: so however a path was spelt to
+    reach here through the front door (`/%6detrics`), it is not answered with the metrics
+    but routed like any other path (a 404). Prometheus asks the replica directly.
+    """
+    return (
+        environ["REQUEST_METHOD"] in ("GET", "HEAD")
+        and "HTTP_X_FORWARDED_FOR" not in environ
+        and "HTTP_FORWARDED" not in environ
+    )
 
 
 def _note_route(sender: Flask, **_: object) -> None:
