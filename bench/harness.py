@@ -37,7 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 from tests import servers
 
-from bench import edge, load, report, scaling, stack
+from bench import edge, load, metrics_cost, report, scaling, stack
 
 REPLICAS = 3
 HOT_SET = 1_000
@@ -554,6 +554,9 @@ def main() -> None:
                     results.append({"scenario": sc.name, "stack": sc.stack, "via": via, **figures})
                     report.progress(f"{sc.name} [{via}]", figures)
             document["edge"] = front_door(procs, profile, workdir, purging, plain, token)
+            document["metrics"] = metrics_cost.run(
+                procs, env, profile.duration, profile.repeats, profile.connections, workdir
+            )
             after = stock_snapshot(engine)
             document["orders_conservation"] = {
                 "products": len(before),

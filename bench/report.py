@@ -14,6 +14,8 @@ import matplotlib as mpl
 mpl.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
+from bench import metrics_cost
+
 RESULTS = Path(__file__).resolve().parent / "results"
 # Written by tests/container/test_image.py (`make test-docker`): the bench runs natively and
 # needs no Docker engine, so it reports the image as the container tests last measured it.
@@ -147,6 +149,8 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(_target(name, value, op, bound))
     if doc.get("edge"):
         out += edge_targets(doc["edge"], base_root, doc.get("cpus") or os.cpu_count() or 1)
+    if doc.get("metrics"):
+        out += [_target(*row) for row in metrics_cost.targets(doc["metrics"])]
     return out
 
 
@@ -370,6 +374,8 @@ def _markdown(doc: dict[str, Any], plots: list[str]) -> str:
         )
     if doc.get("edge"):
         lines += _edge_markdown(doc["edge"], doc.get("cpus") or os.cpu_count() or 1)
+    if doc.get("metrics"):
+        lines += metrics_cost.markdown(doc["metrics"])
     cons = doc["orders_conservation"]
     lines += [
         "",

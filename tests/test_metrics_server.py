@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from flipkart_api.metric_buffer import FLUSH_SECONDS
+
 from . import servers
 from .faults.stack import CLI, Replica, production_env
 from .front_door import FrontDoor, start_front_door, stop_front_door
@@ -100,7 +102,9 @@ def test_one_scrape_counts_every_request_of_every_worker_exactly(
     sent = 400
     statuses = [get(server.port, f"/api/v1/products/{1 + i % 30}") for i in range(sent)]
     assert statuses == [200] * sent
-    # Whichever worker answers the scrape, it sums both workers' files.
+    # Whichever worker answers the scrape, it sums both workers' files (each worker writes
+    # its counts there every second: metric_buffer.FLUSH_SECONDS).
+    time.sleep(FLUSH_SECONDS * 1.5)
     counts = [requests_counted(scrape(server.port)) - before for _ in range(6)]
     assert counts == [sent] * 6
     writers = {
@@ -116,6 +120,7 @@ def test_a_killed_worker_keeps_its_counts_and_leaves_nothing_in_flight(
     server, _ = replica
     for i in range(50):
         get(server.port, f"/api/v1/products/{1 + i % 30}")
+    time.sleep(FLUSH_SECONDS * 1.5)  # all of it in the files: what a kill cannot take back
     before = requests_counted(scrape(server.port))
     victim = _workers(server)[0]
     os.kill(victim, signal.SIGKILL)
@@ -125,6 +130,7 @@ def test_a_killed_worker_keeps_its_counts_and_leaves_nothing_in_flight(
         time.sleep(0.2)
     for i in range(20):
         assert get(server.port, f"/api/v1/products/{1 + i % 30}") == 200
+    time.sleep(FLUSH_SECONDS * 1.5)
     after = scrape(server.port)
     assert requests_counted(after) == before + 20  # the dead worker's counts are still there
     assert after[("flipkart_http_requests_in_flight", frozenset())] == 0

@@ -27,6 +27,7 @@ from flask import Flask, current_app
 
 from . import metrics
 from .cache_stores import Backend, CacheError, MemoryBackend, RedisBackend
+from .metric_buffer import BUFFER
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class Cache:
         A None key (no generation: see `generation`) reads without the cache: BYPASS.
         """
         cached = self._read_through(key, loader)
-        metrics.CACHE_READS.labels(metrics.cache_kind(key), cached.source.value.lower()).inc()
+        BUFFER.cache_read(metrics.cache_kind(key), cached.source.value.lower())
         return cached
 
     def _read_through(self, key: str | None, loader: Callable[[], bytes]) -> Cached:
@@ -160,7 +161,7 @@ class Cache:
             self._trip(exc)
             return None
         if value is not None:
-            metrics.CACHE_READS.labels(metrics.cache_kind(key), "hit").inc()
+            BUFFER.cache_read(metrics.cache_kind(key), "hit")
         return value
 
     def generation(self, name: str) -> str | None:

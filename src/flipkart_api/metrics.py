@@ -13,7 +13,6 @@ raw path), `unmatched` when none did; a method outside the standard ones is `oth
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from prometheus_client import (
@@ -96,18 +95,10 @@ BUILD_INFO = Gauge(
     "flipkart_build_info", "Always 1", ["version", "revision"], multiprocess_mode="max"
 )
 
-_STATUS_CODE = re.compile(r"[1-5][0-9][0-9]\Z")
-
 
 def method_label(method: str) -> str:
     """The method as a label: one of METHODS, else `other` (any client can invent one)."""
     return method if method in METHODS else "other"
-
-
-def status_label(status_line: str) -> str:
-    """`200 OK` -> `200`."""
-    code = status_line[:3]
-    return code if _STATUS_CODE.match(code) else "other"
 
 
 def cache_kind(key: str | None) -> str:

@@ -18,10 +18,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, request, request_started
-from prometheus_client.metrics import Counter as _Counter
-from prometheus_client.metrics import Histogram as _Histogram
 
 from . import metrics
+from .metric_buffer import BUFFER
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -39,9 +38,6 @@ class RequestMetrics:
 
     def __init__(self, app: WSGIApplication) -> None:
         self.app = app
-        # Labelled children, made once each: .labels() costs more than the increment.
-        self._counters: dict[tuple[str, str, str], _Counter] = {}
-        self._timers: dict[tuple[str, str], _Histogram] = {}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Answer /metrics, or pass the request on and record how it went."""
@@ -51,34 +47,22 @@ class RequestMetrics:
         status = ["500"]  # what an exception out of the app becomes at the server
 
         def start(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            status[0] = metrics.status_label(status_line)
+            status[0] = status_line[:3]
             return start_response(status_line, headers, exc_info)
 
-        metrics.IN_FLIGHT.inc()
+        BUFFER.started()
         try:
             return self.app(environ, start)
         finally:
-            metrics.IN_FLIGHT.dec()
-            route = environ.get(ROUTE_KEY, metrics.UNMATCHED)
-            method = metrics.method_label(environ["REQUEST_METHOD"])
-            self._count(route, method, status[0])
-            self._timer(route, method).observe(time.perf_counter() - started)
-
-    def _count(self, route: str, method: str, status: str) -> None:
-        key = (route, method, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = metrics.HTTP_REQUESTS.labels(*key)
-        counter.inc()
-
-    def _timer(self, route: str, method: str) -> _Histogram:
-        key = (route, method)
-        timer = self._timers.get(key)
-        if timer is None:
-            timer = self._timers[key] = metrics.HTTP_DURATION.labels(*key)
-        return timer
+            BUFFER.request(
+                environ.get(ROUTE_KEY, metrics.UNMATCHED),
+                metrics.method_label(environ["REQUEST_METHOD"]),
+                status[0],
+                time.perf_counter() - started,
+            )
 
     def _scrape(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        BUFFER.flush()  # this worker's counts up to now; the others' as of their last flush
         body = metrics.exposition()
         start_response("200 OK", [*_METRICS_HEADERS, ("Content-Length", str(len(body)))])
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
