@@ -66,6 +66,13 @@ def test_create_category_rules(
         "/api/v1/categories", json={"name": "X", "parent_id": 999_999}, headers=admin_headers
     )
     assert orphan.status_code == 422
+    # Past BIGINT: PostgreSQL cannot even compare it (it raised, a 500); refused at the edge.
+    for parent_id in (2**63, -(2**63) - 1, 2**70):
+        beyond = client.post(
+            "/api/v1/categories", json={"name": "Y", "parent_id": parent_id}, headers=admin_headers
+        )
+        assert beyond.status_code == 422, (parent_id, beyond.get_json())
+        assert beyond.get_json()["errors"][0]["field"] == "parent_id"
     slugs = [c["slug"] for c in client.get("/api/v1/categories").get_json()["items"]]
     assert "smart-watches" in slugs  # the cached list was invalidated by the write
 

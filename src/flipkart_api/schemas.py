@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 
 MAX_ID = 2**63 - 1  # ids are BIGINT: anything above cannot exist (and PostgreSQL would raise)
+# A row id in a body: a JSON integer (not "5", not 5.0) within BIGINT's range.
+RowId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 QUERY_TRUE, QUERY_FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
 
 

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..schemas import FieldError, PatchModel, QueryBool, StrictModel
+from ..schemas import FieldError, PatchModel, QueryBool, RowId, StrictModel
 
 MAX_PAISE = 10**12  # ₹1,000 crore: far above any product, far below integer overflow
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=100)]
@@ -36,7 +36,7 @@ class CategoryIn(StrictModel):
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     slug: Slug | None = None
-    parent_id: Annotated[StrictInt, Field(ge=1)] | None = None
+    parent_id: RowId | None = None
 
 
 class CategoryOut(BaseModel):

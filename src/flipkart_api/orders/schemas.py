@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
-from ..schemas import MAX_ID, FieldError, StrictModel
+from ..schemas import FieldError, RowId, StrictModel
 from .lifecycle import Status
 
 Quantity = Annotated[StrictInt, Field(ge=1, le=10)]
-ProductId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+ProductId = RowId
 Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
