@@ -3,8 +3,9 @@
 prometheus-client's multi-process mode: `flipkart-api serve` gives the replica a fresh
 directory (PROMETHEUS_MULTIPROC_DIR) before granian starts its workers; each worker writes
 its values to memory-mapped files there and a scrape of any worker sums them all, so the
-counters of a replica are exact whichever worker answers the scrape. Without the variable
-(tests, `flask` shells) the values live in this process, as usual.
+counters of a replica are the same whichever worker answers the scrape (the per-request
+ones reach the files once a second: metric_buffer.py). Without the variable (tests,
+`flask` shells) the values live in this process, as usual.
 
 Labels are bounded by construction: a route is the rule template Flask matched (never the
 raw path), `unmatched` when none did; a method outside the standard ones is `other`.
