@@ -32,6 +32,7 @@ import yaml
 
 from . import dashboards, lifeline, servers
 from .conftest import system_binary
+from .test_orders import ADDRESS
 
 SCHEMA_VERSION = 41  # Grafana 11.6's (grafana-foundation-sdk's 11.6 models say the same)
 PANEL_TYPES = {"row", "timeseries", "stat"}
@@ -359,14 +360,6 @@ scrape_configs:
   - job_name: prometheus
     static_configs: [{targets: ["127.0.0.1:%(prometheus)d"]}]
 """
-ADDRESS = {
-    "name": "Asha Verma",
-    "line1": "12 MG Road",
-    "city": "Bengaluru",
-    "state": "Karnataka",
-    "pincode": "560001",
-    "phone": "9876543210",
-}
 
 
 def _app_only(expr: str) -> bool:
