@@ -26,14 +26,13 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 from .logs import request_id, trace_id
+from .request_metrics import ROUTE_KEY  # the route's template (absent: metrics off, or none)
 from .settings import Settings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger("flipkart_api.access")
-# Set by the metrics layer for every request (the Flask rule, or "unmatched"); may be absent.
-ROUTE_KEY = "flipkart.route"
 MAX_PATH = 1024  # a path is logged up to this many characters
 
 
