@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     # /metrics (Prometheus) and the per-request counting behind it; false: neither.
     metrics_enabled: bool = True
     # The source revision this build runs (the image sets it from its REVISION build arg);
-    # on flipkart_build_info beside the version.
-    app_revision: str = Field(default="unknown", pattern=r"^[0-9A-Za-z._-]{1,64}$")
+    # on flipkart_build_info beside the version. Any text: a label never stops a start.
+    app_revision: str = Field(default="unknown", max_length=128)
     # Per-client limits (Flask-Limiter syntax); RATELIMIT_ENABLED=false turns them all off.
     ratelimit_enabled: bool = True
     ratelimit_register: str = "10/minute"
