@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from .. import servers
-from ..container.conftest import ROOT, docker, http, wait_for
+from ..container.conftest import ROOT, docker, http, node_exporter_image, wait_for
 from ..faults.stack import self_signed
 
 ROOT_USERS = {"", "root", "0"}
@@ -93,6 +93,9 @@ def _secrets(directory: Path) -> dict[str, str]:
     }
     for name, value in values.items():
         (directory / name).write_text(value)
+    servers_ = ("redis://redis:6379", "redis://redis-limits:6379")  # deploy/swarm/monitoring.yaml
+    passwords = dict.fromkeys(servers_, values["redis_password"])
+    (directory / "redis_exporter_passwords.json").write_text(json.dumps(passwords))
     self_signed(directory)  # tls.crt, tls.key: for localhost and 127.0.0.1
     return values
 
@@ -122,12 +125,15 @@ def deployed(
         "HTTP_PORT": str(port),
         "HTTPS_PORT": str(https),
         "SECRETS_DIR": str(directory),
+        "NODE_EXPORTER_IMAGE": node_exporter_image(),
     }
     result = docker(
         "stack",
         "deploy",
         "-c",
         str(ROOT / "deploy/swarm/stack.yaml"),
+        "-c",
+        str(ROOT / "deploy/swarm/monitoring.yaml"),
         "--resolve-image",
         "never",
         STACK,
@@ -259,6 +265,34 @@ def _post(deployed: dict[str, str], path: str, body: dict[str, str], token: str 
     request = urllib.request.Request(deployed["base"] + path, data, headers)  # noqa: S310
     with urllib.request.urlopen(request, timeout=10, context=_tls(deployed)) as answer:  # noqa: S310
         return json.loads(answer.read())
+
+
+# What Prometheus scrapes in the Swarm stack (deploy/monitoring/prometheus-swarm.yml).
+SWARM_JOBS = {"flipkart-api": 3, "postgres": 1, "redis": 2, "nginx": 1, "node": 1,
+              "alertmanager": 1, "prometheus": 1}  # fmt: skip
+
+
+def _up() -> dict[str, list[str]]:
+    """`up` by job, as Prometheus answers it from inside its task (nothing is published)."""
+    out = docker("exec", _container("prometheus"), "promtool", "query", "instant",
+                 "http://127.0.0.1:9090", "up", check=False).stdout  # fmt: skip
+    jobs: dict[str, list[str]] = {}
+    for line in out.splitlines():  # up{instance="...", job="web"} => 1 @[...]
+        job = line.split('job="', 1)[1].split('"', 1)[0] if 'job="' in line else ""
+        if job and "=>" in line:
+            jobs.setdefault(job, []).append(line.split("=>", 1)[1].split("@", 1)[0].strip())
+    return jobs
+
+
+def test_prometheus_scrapes_every_task_and_exporter(deployed: dict[str, str]) -> None:
+    deadline = time.monotonic() + 180
+    while True:
+        jobs = _up()
+        counts = {job: len(values) for job, values in jobs.items()}
+        if counts == SWARM_JOBS and all(v == "1" for vs in jobs.values() for v in vs):
+            break
+        assert time.monotonic() < deadline, f"targets not all up: {jobs}"
+        time.sleep(3)
 
 
 def test_rolling_update_drops_no_request(deployed: dict[str, str], images: tuple[str, str]) -> None:
