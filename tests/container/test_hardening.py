@@ -91,7 +91,8 @@ def _proc_status(pid: str) -> dict[str, str]:
 def test_running_containers_are_unprivileged(stack: Stack) -> None:
     stack.compose("--profile", "tools", "up", "-d", "--wait", timeout=900)
     ids = stack.compose("--profile", "tools", "ps", "-q").stdout.split()
-    assert len(ids) == 9, ids  # 3 web, nginx, varnish, db, redis, redis-limits, adminer
+    # 3 web, nginx, varnish, varnish-log, db, redis, redis-limits, adminer
+    assert len(ids) == 10, ids
     for info in json.loads(docker("inspect", *ids).stdout):
         name, host = info["Name"], info["HostConfig"]
         assert not _is_root(info["Config"]["User"]), name
