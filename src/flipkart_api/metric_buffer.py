@@ -21,7 +21,6 @@ import bisect
 import os
 import threading
 import time
-from typing import Any
 
 from . import metrics
 
@@ -45,22 +44,24 @@ class Buffer:
     """Per-thread tables of one process, and the flusher that sums them into the metrics."""
 
     def __init__(self) -> None:
+        self._fresh()
+        # A forked child has neither the flusher thread nor anything to count yet.
+        os.register_at_fork(after_in_child=self._fresh)
+
+    def _fresh(self) -> None:
+        self._lock = threading.Lock()  # a fork may copy it held by a thread that is gone
         self._local = threading.local()
         self._tables: list[_Table] = []
-        self._lock = threading.Lock()
-        self._pid = 0
-        self._children: dict[tuple[Any, ...], Any] = {}
+        self._flushing = False
 
     def table(self) -> _Table:
         """This thread's table (made, and the flusher started, on a thread's first use)."""
         table: _Table | None = getattr(self._local, "table", None)
-        if table is None or self._pid != os.getpid():
+        if table is None:
             table = self._local.table = _Table()
             with self._lock:
-                if self._pid != os.getpid():  # first use in this process (or after a fork)
-                    self._pid = os.getpid()
-                    self._tables = []
-                    self._children = {}
+                if not self._flushing:  # the first table of this process
+                    self._flushing = True
                     threading.Thread(
                         target=self._flush_forever, name="metrics", daemon=True
                     ).start()
@@ -105,21 +106,15 @@ class Buffer:
                 for read, n in list(table.cache.items()):
                     cache[read] = cache.get(read, 0) + n
             for labels, n in requests.items():
-                self._child(metrics.HTTP_REQUESTS, labels)._value.set(n)
+                metrics.HTTP_REQUESTS.labels(*labels)._value.set(n)
             for timer, row in durations.items():
-                child = self._child(metrics.HTTP_DURATION, timer)
+                child = metrics.HTTP_DURATION.labels(*timer)
                 for bucket, count in zip(child._buckets, row[:_SUM], strict=True):
                     bucket.set(count)
                 child._sum.set(row[_SUM])
             for read, n in cache.items():
-                self._child(metrics.CACHE_READS, read)._value.set(n)
+                metrics.CACHE_READS.labels(*read)._value.set(n)
             metrics.IN_FLIGHT.set(sum(table.busy for table in tables))
-
-    def _child(self, metric: Any, key: tuple[str, ...]) -> Any:
-        child = self._children.get((metric, *key))
-        if child is None:
-            child = self._children[(metric, *key)] = metric.labels(*key)
-        return child
 
     def _flush_forever(self) -> None:
         while True:
