@@ -31,10 +31,12 @@ def _settings(**overrides: object) -> Settings:
 def main(ctx: click.Context) -> None:
     """flipkart-api: a storefront API."""
     if ctx.invoked_subcommand != "serve":
+        from .server import MULTIPROC_ENV
+
         # Only the server's workers keep metrics in files (server.prepare_metrics); a
         # `migrate` or `seed` beside them must neither add to a replica's counts nor fail
         # for a directory that does not exist yet.
-        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        os.environ.pop(MULTIPROC_ENV, None)
 
 
 @main.command()

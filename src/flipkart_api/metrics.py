@@ -27,10 +27,11 @@ from prometheus_client import (
 from prometheus_client import values as _values
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from .server import MULTIPROC_ENV
+
 # The classic text format, which every Prometheus reads (our names need no escaping).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PATH = "/metrics"
 UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -108,16 +109,6 @@ def cache_kind(key: str | None) -> str:
     A read without a key (no generation: the cache is unusable) is `unkeyed`.
     """
     return key.partition(":")[0] if key else "unkeyed"
-
-
-def prepare_directory(directory: Path) -> None:
-    """An empty directory for the values of a replica's workers (before any of them starts).
-
-    Files left by an earlier run would be summed into this one's counters.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
 
 
 def _forget_dead_workers(directory: str) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 from .settings import Settings
 
 APP = "flipkart_api.wsgi:app"
+# Where prometheus-client's multi-process mode keeps the workers' values (metrics.py).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Longer than any request may take; compose/Swarm/Kubernetes stop grace periods exceed it.
 GRACEFUL_STOP_SECONDS = 20
 # request id as nginx sends it, so an access line can be matched with the app's log lines
@@ -69,13 +71,14 @@ def prepare_metrics(settings: Settings) -> None:
     """Give the workers one fresh directory for their metric values (before granian starts).
 
     PROMETHEUS_MULTIPROC_DIR if set (a Kubernetes emptyDir, say), else one per port under
-    the temporary directory; emptied, so no earlier run's counts are summed into this one's.
+    the temporary directory; emptied of its files, since an earlier run's would be summed
+    into this one's counts. prometheus-client itself is loaded by the workers only.
     """
-    from .metrics import MULTIPROC_ENV, prepare_directory
-
     if not settings.metrics_enabled:
         return
     default = Path(tempfile.gettempdir()) / f"flipkart-api-metrics-{settings.port}"
     directory = Path(os.environ.get(MULTIPROC_ENV) or default)
-    prepare_directory(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
     os.environ[MULTIPROC_ENV] = str(directory)
