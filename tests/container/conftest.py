@@ -109,9 +109,12 @@ def image() -> str:
 
 
 def node_exporter_image() -> str:
-    """NODE_EXPORTER_IMAGE, or (offline CI: DEBIAN_IMAGE set) one built from Debian's package."""
+    """NODE_EXPORTER_IMAGE, or (offline CI: DEBIAN_IMAGE set) one built from Debian's package.
+
+    Empty: the compose and stack files' own default (`${NODE_EXPORTER_IMAGE:-...}`).
+    """
     if os.environ.get("NODE_EXPORTER_IMAGE") or not os.environ.get("DEBIAN_IMAGE"):
-        return os.environ.get("NODE_EXPORTER_IMAGE", "prom/node-exporter:v1.8.2")
+        return os.environ.get("NODE_EXPORTER_IMAGE", "")
     tag = "flipkart-test/node-exporter:debian"
     dockerfile = ROOT / "tests/container/monitoring/node-exporter.Dockerfile"
     docker("build", "-q", "-t", tag, "--build-arg", f"DEBIAN_IMAGE={os.environ['DEBIAN_IMAGE']}",
