@@ -55,13 +55,12 @@ def stack(request: pytest.FixtureRequest, image: str) -> Iterator[Stack]:
         yield stack
 
 
-def prometheus(stack: Stack, path: str, **params: str) -> Any:
-    """GET Prometheus's HTTP API; its `data`."""
-    url = f"http://127.0.0.1:{stack.ports['prometheus']}{path}?{urllib.parse.urlencode(params)}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        body = json.load(response)
-    assert body["status"] == "success", body
-    return body["data"]
+def instant(stack: Stack, promql: str) -> list[dict[str, Any]]:
+    """The stack's Prometheus's answer to an instant query (dashboards.query): its series."""
+    answer = dashboards.query(f"http://127.0.0.1:{stack.ports['prometheus']}", promql)
+    assert answer["status"] == "success", answer
+    series: list[dict[str, Any]] = answer["data"]["result"]
+    return series
 
 
 SCREENSHOTS = ROOT / "build" / "screenshots"  # the README's picture is copied from here
@@ -102,7 +101,7 @@ def test_the_monitoring_profile_comes_up_and_every_target_is_scraped(stack: Stac
     stack.wait_for("/readyz")
     deadline = time.monotonic() + 120
     while True:
-        results = prometheus(stack, "/api/v1/query", query="up")["result"]
+        results = instant(stack, "up")
         jobs: dict[str, list[float]] = {}
         for sample in results:
             jobs.setdefault(sample["metric"]["job"], []).append(float(sample["value"][1]))
@@ -157,5 +156,5 @@ def _wait_for_notification(stack: Stack, status: str, seconds: float) -> dict[st
             if name == "FlipkartReplicaDown" and note["status"] == status:
                 return note
         time.sleep(3)
-    alerts = prometheus(stack, "/api/v1/alerts")
+    alerts = instant(stack, "ALERTS")
     raise AssertionError(f"no {status} FlipkartReplicaDown within {seconds}s: {alerts}")
