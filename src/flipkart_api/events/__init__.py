@@ -1,0 +1,1 @@
+"""Domain events: the outbox, the worker, order emails and signed webhooks."""
