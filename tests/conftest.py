@@ -42,6 +42,17 @@ TABLES = (
     "products",
     "categories",
     "users",
+    "delivery_attempts",
+    "deliveries",
+    "webhook_endpoints",
+    "outbox_events",
+)
+# The worker's queue on PostgreSQL (procrastinate's tables; SQLite has none).
+QUEUE_TABLES = (
+    "procrastinate_events",
+    "procrastinate_periodic_defers",
+    "procrastinate_jobs",
+    "procrastinate_workers",
 )
 SEED_PRODUCTS = 60
 ADMIN = {"email": "admin@example.in", "password": "admin-password-1"}
@@ -139,7 +150,8 @@ def reset_postgres(url: str, redis_url: str | None) -> None:
     if engine is None:
         engine = _reset_engines[url] = create_engine(url, pool_size=1, pool_pre_ping=True)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        tables = ", ".join((*TABLES, *QUEUE_TABLES))
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     if redis_url:
         with redis.Redis.from_url(redis_url) as client:
             client.flushdb()

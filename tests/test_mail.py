@@ -17,8 +17,6 @@ import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from flipkart_api.events.mail import MailFailed, SmtpConfig, render_order_email, send
 
+from .receivers import Inbox
 from .servers import free_port
 
 SENDER = "orders@shop.example"
@@ -62,8 +61,8 @@ def _order(**changes: Any) -> dict[str, Any]:
             "line2": "Flat 4B",
             "city": "Bengaluru",
             "state": "Karnataka",
-            "postal_code": "560001",
-            "country": "IN",
+            "pincode": "560001",
+            "phone": "9876543210",
         },
         "created_at": "2026-12-02T10:00:00Z",
         "updated_at": "2026-12-03T18:45:00Z",
@@ -89,43 +88,6 @@ def _parts(message: EmailMessage) -> tuple[str, str]:
     assert text is not None
     assert html is not None
     return text.get_content(), html.get_content()
-
-
-@dataclass
-class Received:
-    """One message as the server took it: the envelope, the parsed message, TLS or not."""
-
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-    tls: bool
-
-
-@dataclass
-class Inbox:
-    """An aiosmtpd handler: keeps what arrives, or answers RCPT or DATA with a set reply."""
-
-    rcpt_reply: str | None = None
-    data_reply: str | None = None
-    received: list[Received] = field(default_factory=list)
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
-        """Refuse with rcpt_reply if set, else accept the recipient."""
-        if self.rcpt_reply:
-            return self.rcpt_reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        """Keep the message (unless data_reply refuses it)."""
-        if self.data_reply:
-            return self.data_reply
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        # session.ssl is set by STARTTLS only; the transport knows implicit TLS too.
-        tls = server.transport.get_extra_info("ssl_object") is not None
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message, tls))
-        return "250 Message accepted"
 
 
 def _authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:

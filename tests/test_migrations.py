@@ -16,6 +16,7 @@ from sqlalchemy import create_engine
 from flipkart_api import migrate
 from flipkart_api.auth import models as _auth  # noqa: F401 - registers tables
 from flipkart_api.catalog import models as _catalog  # noqa: F401 - registers tables
+from flipkart_api.events import models as _events  # noqa: F401 - registers tables
 from flipkart_api.orders import models as _orders  # noqa: F401 - registers tables
 from flipkart_api.orm import Base
 
@@ -33,7 +34,10 @@ def _diff(url: str) -> list[object]:
             opts={
                 "compare_type": True,
                 # The tsvector columns and their indexes are PostgreSQL-only and not mapped.
-                "include_object": lambda obj, name, type_, *_: name not in POSTGRES_ONLY,
+                # procrastinate's tables (the worker's queue) are its own schema, not models.
+                "include_object": lambda obj, name, type_, *_: (
+                    name not in POSTGRES_ONLY and not (name or "").startswith("procrastinate_")
+                ),
             },
         )
         diff = compare_metadata(context, Base.metadata)

@@ -27,7 +27,8 @@ import pytest
 import standardwebhooks
 
 from flipkart_api.events.signing import USER_AGENT, new_secret, signed_headers
-from flipkart_api.events.webhook_http import UnsafeUrl, check_url, post, resolve_public
+from flipkart_api.events.webhook_http import post
+from flipkart_api.events.webhook_urls import UnsafeUrl, check_url, resolve_public
 
 from .conftest import system_binary
 

@@ -1,4 +1,4 @@
-"""The `flipkart-api` command: migrate, seed, create-admin, set-role, serve, healthcheck."""
+"""The `flipkart-api` command: migrate, seed, create-admin, set-role, serve, worker, healthcheck."""
 
 from __future__ import annotations
 
@@ -224,6 +224,14 @@ def serve(host: str | None, port: int | None, announce: bool | None) -> None:
     prepare_metrics(settings)
     # exec: the server becomes this process (PID 1 in a container) and gets SIGTERM itself.
     os.execv(sys.executable, [sys.executable, "-m", "granian", *argv])  # noqa: S606 - fixed argv
+
+
+@main.command()
+def worker() -> None:
+    """Deliver events (order emails, signed webhooks) and keep house until SIGTERM."""
+    from .events.worker import run_worker
+
+    run_worker(_settings())
 
 
 @main.command()

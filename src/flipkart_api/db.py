@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -186,3 +186,8 @@ def migration_lock(conn: Connection) -> Iterator[None]:
         yield
     finally:
         conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (typed: Session.execute says Result, it is a cursor's)."""
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -8,12 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Known-bad secrets: the dev default and the usual copy-paste placeholders.
-DEV_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
-PLACEHOLDER_SECRETS = frozenset(
-    {DEV_SECRET_KEY, "changeme", "change-me", "secret", "your-secret-key", "please-change-me"}
-)
-MIN_SECRET_LENGTH = 32
+from .secret_rule import DEV_SECRET_KEY, MIN_SECRET_LENGTH, is_strong_secret
+
 # A stolen token is good until it expires (or is revoked): a day at most.
 MAX_JWT_EXPIRES_SECONDS = 86400
 LOG_FORMATS = ("text", "json")
@@ -100,12 +96,43 @@ class Settings(BaseSettings):
     # and units at once, so nobody can reserve the catalog without paying (0 = no cap).
     orders_max_open: int = Field(default=5, ge=0, le=1000)
     orders_max_open_units: int = Field(default=50, ge=0, le=100_000)
+    # Events (events/): order emails, signed webhooks, the worker that delivers them.
+    # SMTP_URL: smtp://[user:pass@]host[:25], smtp+starttls://...:587, smtps://...:465; unset:
+    # no order emails (webhooks still go out).
+    smtp_url: str | None = None
+    mail_from: str = Field(default="flipkart-api <orders@flipkart-api.invalid>", min_length=3)
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Webhooks to loopback, private or link-local addresses are refused (SSRF) unless this.
+    webhook_allow_private: bool = False
+    # Retries after 10 s, 20 s, ... 6 h (jitter): 16 attempts span ~29 h (events/backoff.py).
+    delivery_max_attempts: int = Field(default=16, ge=1, le=100)
+    delivery_retry_base_seconds: float = Field(default=10.0, gt=0, le=3600)
+    delivery_retry_max_seconds: float = Field(default=21600.0, gt=0, le=86400)
+    # The worker (flipkart-api worker): jobs at once, and where its probes and metrics are.
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    worker_health_host: str = "0.0.0.0"  # noqa: S104 - probes come from outside the container
+    worker_health_port: int = Field(default=8001, ge=1, le=65535)
+    # How often the worker looks for due work (retries) besides being told of new events.
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # A worker silent this long is dead, and its running jobs are queued again.
+    worker_stalled_seconds: float = Field(default=15.0, ge=3, le=3600)
+    # The embedded default delivers from a thread in the server (SQLite only). Unset: on for
+    # SQLite outside tests; PostgreSQL always uses `flipkart-api worker`.
+    worker_embedded: bool | None = None
+    # Housekeeping: 'placed' orders not confirmed within this are cancelled and their stock
+    # restored (0 = never); delivered events and their attempts are kept this long.
+    order_confirm_timeout_minutes: int = Field(default=1440, ge=0, le=525_600)
+    event_retention_days: int = Field(default=30, ge=1, le=3650)
+    # An order that leaves a product with this much stock or less publishes stock.low.
+    stock_low_threshold: int = Field(default=5, ge=0, le=1_000_000)
 
     # Docker/Swarm/Kubernetes secrets arrive as files: SECRET_KEY_FILE=/run/secrets/secret_key.
     secret_key_file: Path | None = None
     database_url_file: Path | None = None
     redis_url_file: Path | None = None
     ratelimit_redis_url_file: Path | None = None
+    smtp_url_file: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -113,7 +140,7 @@ class Settings(BaseSettings):
         """A *_FILE variable fills its plain twin when that is not set."""
         if not isinstance(data, dict):
             return data
-        for name in ("secret_key", "database_url", "redis_url", "ratelimit_redis_url"):
+        for name in ("secret_key", "database_url", "redis_url", "ratelimit_redis_url", "smtp_url"):
             path = data.get(f"{name}_file")
             if path and not data.get(name):
                 try:
@@ -142,7 +169,7 @@ class Settings(BaseSettings):
                 f"JWT_EXPIRES_SECONDS={self.jwt_expires_seconds} is above the limit of "
                 f"{MAX_JWT_EXPIRES_SECONDS} (one day)"
             )
-        if _is_strong_secret(self.secret_key or ""):
+        if is_strong_secret(self.secret_key or ""):
             return self
         if self.app_env == "production":
             needs = "APP_ENV=production requires"
@@ -191,19 +218,16 @@ class Settings(BaseSettings):
         )
 
     @property
+    def effective_worker_embedded(self) -> bool:
+        """WORKER_EMBEDDED, or on for SQLite outside tests (PostgreSQL: the worker service)."""
+        if not self.uses_sqlite:
+            return False
+        return self.worker_embedded if self.worker_embedded is not None else self.app_env != "test"
+
+    @property
     def uses_sqlite(self) -> bool:
         """True when the database is the embedded SQLite file."""
         return self.effective_database_url.startswith("sqlite")
-
-
-def _is_strong_secret(secret: str) -> bool:
-    """Long enough, and not the dev key or a copy-paste placeholder."""
-    squashed = secret.lower().replace("-", "").replace("_", "")
-    return (
-        secret not in PLACEHOLDER_SECRETS
-        and len(secret) >= MIN_SECRET_LENGTH
-        and "changeme" not in squashed
-    )
 
 
 def normalise_database_url(url: str) -> str:

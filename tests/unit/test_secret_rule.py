@@ -9,13 +9,8 @@ from typing import Any
 
 import pytest
 
-from flipkart_api.settings import (
-    DEV_SECRET_KEY,
-    MIN_SECRET_LENGTH,
-    PLACEHOLDER_SECRETS,
-    ConfigError,
-    load_settings,
-)
+from flipkart_api.secret_rule import DEV_SECRET_KEY, MIN_SECRET_LENGTH, PLACEHOLDER_SECRETS
+from flipkart_api.settings import ConfigError, load_settings
 
 STRONG = "k3y-" + "q" * (MIN_SECRET_LENGTH - 4)  # exactly the minimum length
 SERVERS: list[dict[str, Any]] = [

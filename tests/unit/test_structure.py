@@ -25,6 +25,7 @@ SERVICES = (
     "flipkart_api.orders.cart",
     "flipkart_api.orders.idempotency",
     "flipkart_api.orders.service",
+    "flipkart_api.orders.transitions",
 )
 ROUTES = (
     "auth/routes.py",

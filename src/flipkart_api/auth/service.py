@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from .. import db
 from ..errors import InvalidInput, NotFound, Unauthorized
+from ..events.outbox import publish
 from ..orm import utcnow
 from ..uow import UnitOfWork
 from . import security
@@ -76,8 +77,15 @@ def register(sess: Session, data: RegisterIn) -> UserOut:
     """
     password_hash = _hashing().hash(data.password)  # before the write lock, not under it
     user = User(email=data.email, name=data.name, password_hash=password_hash, role="customer")
-    with UnitOfWork(sess):
+    with UnitOfWork(sess) as uow:
         sess.add(user)
+        sess.flush()  # the id, for the event
+        publish(
+            uow,
+            "user.registered",
+            f"user:{user.id}",
+            {"user_id": user.id, "email": user.email, "name": user.name},
+        )
     return UserOut.model_validate(user)
 
 

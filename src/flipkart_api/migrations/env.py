@@ -8,6 +8,7 @@ from sqlalchemy import create_engine, pool
 from flipkart_api.auth import models as _auth_models  # noqa: F401 - register tables
 from flipkart_api.catalog import models as _catalog_models  # noqa: F401 - register tables
 from flipkart_api.db import migration_lock
+from flipkart_api.events import models as _events_models  # noqa: F401 - register tables
 from flipkart_api.orders import models as _orders_models  # noqa: F401 - register tables
 from flipkart_api.orm import Base
 from flipkart_api.settings import load_settings

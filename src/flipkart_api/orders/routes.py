@@ -13,7 +13,7 @@ from ..auth.routes import bearer, current_user
 from ..limits import limit_from_settings, limiter
 from ..responses import respond
 from ..schemas import CleanText
-from . import cart, service
+from . import cart, service, transitions
 from .caps import OpenOrderCaps
 from .schemas import (
     CartOut,
@@ -84,7 +84,13 @@ def place_order(data: OrderIn, headers: IdempotencyHeaders) -> Any:
     settings = current_app.config["SETTINGS"]
     limits = OpenOrderCaps(settings.orders_max_open, settings.orders_max_open_units)
     placed = service.place_order(
-        db.session(), user_id, data, headers.idempotency_key, settings.idempotency_ttl_hours, limits
+        db.session(),
+        user_id,
+        data,
+        headers.idempotency_key,
+        settings.idempotency_ttl_hours,
+        limits,
+        settings.stock_low_threshold,
     )
     extra = {"Location": url_for("orders.get_order", order_id=placed.order.id)}
     if placed.replayed:
@@ -117,7 +123,7 @@ def get_order(order_id: int) -> Any:
 @bp.doc(responses=[404, 409])
 def cancel_order(order_id: int) -> Any:
     """Cancel an order that is placed or confirmed; its stock is restored."""
-    return respond(service.cancel_order(db.session(), _caller()[0], order_id))
+    return respond(transitions.cancel_order(db.session(), _caller()[0], order_id))
 
 
 @bp.post("/orders/<int:order_id>/status")
@@ -127,4 +133,4 @@ def cancel_order(order_id: int) -> Any:
 @bp.doc(responses=[403, 404, 409, 422])
 def set_status(order_id: int, data: StatusIn) -> Any:
     """Move an order along placed -> confirmed -> shipped -> delivered, or cancel it (admin)."""
-    return respond(service.set_status(db.session(), order_id, data.status))
+    return respond(transitions.set_status(db.session(), order_id, data.status))

@@ -1,4 +1,4 @@
-"""Order use cases: place (idempotent, never oversells), read, cancel, change status."""
+"""Order use cases: place (idempotent, never oversells) and read (transitions.py: the rest)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..orm import utcnow
 from ..pagination import decode_cursor, encode_cursor
 from ..uow import UnitOfWork
-from . import caps, idempotency
+from . import caps, events, idempotency
 from .cart import Line, cart_lines
-from .lifecycle import can_move
 from .models import CartItem, Order, OrderItem
 from .schemas import OrderIn, OrderItemOut, OrderListQuery, OrderOut, OrderPage
 
@@ -44,6 +43,7 @@ def place_order(
     idempotency_key: str | None,
     ttl_hours: int,
     limits: caps.OpenOrderCaps,
+    stock_low_threshold: int = 5,
 ) -> PlacedOrder:
     """Create an order in one unit of work, or replay the one its Idempotency-Key made.
 
@@ -70,21 +70,24 @@ def place_order(
             lines = [Line(line.product_id, line.quantity) for line in data.items or []]
         if limits.enabled:
             caps.check(sess, user_id, sum(quantity for _, quantity in lines), limits)
-        placed = _write_order(sess, user_id, data, idempotency_key, lines)
+        placed = _write_order(uow, user_id, data, idempotency_key, lines, stock_low_threshold)
+        events.order_changed(uow, placed, user_id, previous_status=None)
         uow.after_commit(lambda: invalidate_products([pid for pid, _ in lines], lists=(BY_STOCK,)))
         uow.after_commit(metrics.ORDERS_PLACED.inc)
     return PlacedOrder(placed, replayed=False)
 
 
 def _write_order(
-    sess: Session,
+    uow: UnitOfWork,
     user_id: int,
     data: OrderIn,
     idempotency_key: str | None,
     lines: list[Line],
+    stock_low_threshold: int,
 ) -> OrderOut:
     """Take the stock, insert the order and its lines, store the answer for replays."""
-    items = _reserve_stock(sess, lines)
+    sess = uow.session
+    items = _reserve_stock(uow, lines, stock_low_threshold)
     now = utcnow()
     address = data.shipping_address.model_dump()
     total = sum(item.line_total for item in items)
@@ -125,12 +128,14 @@ def _write_order(
     return placed
 
 
-def _reserve_stock(sess: Session, lines: list[Line]) -> list[OrderItemOut]:
+def _reserve_stock(uow: UnitOfWork, lines: list[Line], low: int) -> list[OrderItemOut]:
     """Decrement stock with conditional UPDATEs, rows locked in id order (no deadlocks).
 
     `stock >= quantity` is re-checked by the database after any concurrent writer commits,
-    so two orders can never both take the last unit.
+    so two orders can never both take the last unit. The order that takes a product's
+    stock from above `low` to `low` or below publishes stock.low (once per crossing).
     """
+    sess = uow.session
     captured: dict[int, OrderItemOut] = {}
     short: list[int] = []
     unknown: list[int] = []
@@ -139,13 +144,15 @@ def _reserve_stock(sess: Session, lines: list[Line]) -> list[OrderItemOut]:
             update(PRODUCTS)
             .where(PRODUCTS.c.id == product_id, PRODUCTS.c.stock >= quantity)
             .values(stock=PRODUCTS.c.stock - quantity, updated_at=utcnow())
-            .returning(PRODUCTS.c.sku, PRODUCTS.c.name, PRODUCTS.c.price)
+            .returning(PRODUCTS.c.sku, PRODUCTS.c.name, PRODUCTS.c.price, PRODUCTS.c.stock)
         ).first()
         if row is None:
             exists = sess.scalar(select(Product.id).where(Product.id == product_id))
             (short if exists else unknown).append(product_id)
             continue
-        sku, name, price = row
+        sku, name, price, left = row
+        if left <= low < left + quantity:
+            events.stock_low(uow, product_id, sku, left, low)
         captured[product_id] = OrderItemOut(
             product_id=product_id,
             sku=sku,
@@ -185,44 +192,3 @@ def list_orders(sess: Session, user_id: int, is_admin: bool, query: OrderListQue
     if len(orders) > query.limit:
         next_cursor = encode_cursor("newest", page[-1].created_at, page[-1].id)
     return OrderPage(items=[OrderOut.model_validate(o) for o in page], next_cursor=next_cursor)
-
-
-def cancel_order(sess: Session, user_id: int, order_id: int) -> OrderOut:
-    """The owner cancels; stock comes back in the same transaction, exactly once."""
-    with UnitOfWork(sess) as uow:
-        order = _move(uow, order_id, "cancelled", owner_id=user_id)
-    return OrderOut.model_validate(order)
-
-
-def set_status(sess: Session, order_id: int, status: str) -> OrderOut:
-    """An admin moves an order along its lifecycle."""
-    with UnitOfWork(sess) as uow:
-        order = _move(uow, order_id, status, owner_id=None)
-    return OrderOut.model_validate(order)
-
-
-def _move(uow: UnitOfWork, order_id: int, target: str, owner_id: int | None) -> Order:
-    sess = uow.session
-    # FOR UPDATE: two cancels of one order serialise, and the second sees 'cancelled'.
-    order = sess.get(Order, order_id, with_for_update=True)
-    if order is None or (owner_id is not None and order.user_id != owner_id):
-        raise NotFound(f"Order {order_id} does not exist.")
-    if not can_move(order.status, target):
-        raise Conflict(f"An order cannot go from '{order.status}' to '{target}'.")
-    restored: list[int] = []
-    if target == "cancelled":
-        for item in sorted(order.items, key=lambda i: i.product_id or 0):
-            if item.product_id is None:
-                continue  # the product was deleted; there is no stock to restore
-            sess.execute(
-                update(Product)
-                .where(Product.id == item.product_id)
-                .values(stock=Product.stock + item.quantity, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            restored.append(item.product_id)
-    order.status = target
-    order.updated_at = utcnow()
-    if restored:
-        uow.after_commit(lambda: invalidate_products(restored, lists=(BY_STOCK,)))
-    return order

@@ -1,0 +1,131 @@
+"""`flipkart-api worker`: delivers events until SIGTERM, then finishes what it is sending.
+
+PostgreSQL: a procrastinate worker (queue.py) with WORKER_CONCURRENCY jobs at once, woken by
+LISTEN/NOTIFY, polling every WORKER_POLL_SECONDS for retries; on SIGTERM it takes no new job
+and waits for the running ones (bounded by their timeouts). SQLite: the embedded loop in the
+foreground. Either way /livez, /readyz and /metrics are served on WORKER_HEALTH_PORT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any
+
+from prometheus_client import REGISTRY
+from sqlalchemy import make_url, text
+
+from ..settings import Settings
+from .worker_health import HealthServer
+from .worker_metrics import QueueCollector
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings) -> None:
+    """Build the app (for its sessions, caches and purges), serve the probes, deliver."""
+    from .. import create_app
+
+    flask_app = create_app(settings)
+    engine = flask_app.extensions["db_engine"]
+
+    def database_answers() -> bool:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+
+    REGISTRY.register(QueueCollector(engine))
+    health = HealthServer(
+        settings.worker_health_host, settings.worker_health_port, database_answers, REGISTRY
+    )
+    health.start()
+    log.info("worker probes on %s:%d", settings.worker_health_host, health.port)
+    try:
+        if settings.uses_sqlite:
+            _run_embedded(flask_app, health)
+        else:
+            asyncio.run(_run_procrastinate(flask_app, settings, health))
+    finally:
+        health.stop()
+    log.info("worker stopped")
+
+
+def shutdown_grace(settings: Settings) -> float:
+    """How long SIGTERM waits for running jobs: longer than one attempt can take."""
+    return 2 * max(settings.webhook_timeout_seconds, settings.smtp_timeout_seconds) + 5
+
+
+def _run_embedded(flask_app: Any, health: HealthServer) -> None:
+    from .embedded import EmbeddedWorker, lease_seconds
+
+    worker = EmbeddedWorker(flask_app)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stopping.set())
+    worker.start()
+    health.started = True
+    settings = flask_app.config["SETTINGS"]
+    # The loop beats once a round; a round is at most a poll plus a batch of attempts.
+    silent = settings.worker_poll_seconds + lease_seconds(settings)
+    while not worker.stopping.is_set():
+        if time.monotonic() - worker.last_beat < silent:
+            health.beat()
+        worker.stopping.wait(1.0)
+    worker.stop(timeout=shutdown_grace(settings))
+
+
+def procrastinate_app(settings: Settings) -> Any:
+    """A procrastinate app on DATABASE_URL with the tasks (opened by the caller)."""
+    import procrastinate
+
+    from .queue import NAMESPACE, blueprint
+
+    conninfo = make_url(settings.effective_database_url).set(drivername="postgresql")
+    connector = procrastinate.PsycopgConnector(
+        conninfo=conninfo.render_as_string(hide_password=False),
+        min_size=1,
+        max_size=settings.worker_concurrency + 2,
+    )  # procrastinate's pool checks each connection it lends (a database restart is no error)
+    app = procrastinate.App(connector=connector)
+    app.add_tasks_from(blueprint(), namespace=NAMESPACE)
+    return app
+
+
+def worker_options(settings: Settings, flask_app: Any) -> dict[str, Any]:
+    """run_worker_async's arguments: concurrency, polling, heartbeats, graceful shutdown."""
+    from .queue import QUEUE
+
+    return {
+        "queues": [QUEUE],
+        "name": "flipkart-worker",
+        "concurrency": settings.worker_concurrency,
+        "fetch_job_polling_interval": settings.worker_poll_seconds,
+        "shutdown_graceful_timeout": shutdown_grace(settings),
+        "delete_jobs": "successful",
+        "update_heartbeat_interval": max(settings.worker_stalled_seconds / 4, 1.0),
+        "stalled_worker_timeout": settings.worker_stalled_seconds,
+        "additional_context": {
+            "flask_app": flask_app,
+            "stalled_seconds": settings.worker_stalled_seconds,
+        },
+    }
+
+
+async def _run_procrastinate(flask_app: Any, settings: Settings, health: HealthServer) -> None:
+    app = procrastinate_app(settings)
+
+    async def beat() -> None:
+        while True:
+            health.beat()
+            await asyncio.sleep(1.0)
+
+    beating = asyncio.create_task(beat())
+    try:
+        async with app.open_async():
+            health.started = True
+            await app.run_worker_async(
+                **worker_options(settings, flask_app), install_signal_handlers=True
+            )
+    finally:
+        beating.cancel()

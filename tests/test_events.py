@@ -1,0 +1,355 @@
+"""The outbox and the worker on both backends: nothing for a rollback, everything, in order.
+
+Deliveries go to a real HTTP receiver on 127.0.0.1 and are made by the worker's own code
+(the embedded loop on SQLite, a procrastinate worker on PostgreSQL: receivers.drain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, text
+from standardwebhooks import Webhook
+
+from flipkart_api import create_app
+from flipkart_api.db import session
+from flipkart_api.events.fanout import fan_out
+from flipkart_api.events.models import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
+from flipkart_api.events.signing import new_secret
+from flipkart_api.settings import Settings, load_settings
+from flipkart_api.uow import UnitOfWork
+
+from .receivers import Inbox, WebhookReceiver, drain, drain_until, start_smtp
+
+FAST = {
+    "webhook_allow_private": True,
+    "delivery_retry_base_seconds": 0.05,
+    "delivery_retry_max_seconds": 0.2,
+    "worker_poll_seconds": 0.05,
+}
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    """The backend's settings with retries in milliseconds and 127.0.0.1 receivers allowed."""
+    return load_settings(**(settings.model_dump() | FAST))
+
+
+@pytest.fixture
+def app(fast_settings: Settings) -> Iterator[Flask]:
+    """The app on those settings."""
+    application = create_app(fast_settings)
+    yield application
+    application.extensions["db_engine"].dispose()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver on 127.0.0.1."""
+    server = WebhookReceiver()
+    yield server
+    server.close()
+
+
+def subscribe(app: Flask, url: str, types: list[str] | None = None) -> tuple[int, str]:
+    """A webhook endpoint (id, secret) for `types` (all when None)."""
+    secret = new_secret()
+    with app.app_context():
+        sess = session()
+        endpoint = WebhookEndpoint(url=url, event_types=types or [], secret=secret, enabled=True)
+        with UnitOfWork(sess):
+            sess.add(endpoint)
+        return endpoint.id, secret
+
+
+def order(client: FlaskClient, headers: dict[str, str], quantity: int = 1) -> dict[str, Any]:
+    """Place an order of product 1."""
+    response = client.post(
+        "/api/v1/orders",
+        json={"items": [{"product_id": 1, "quantity": quantity}], "shipping_address": ADDRESS},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.get_json()
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+ADDRESS = {
+    "name": "Asha Verma",
+    "line1": "12 MG Road",
+    "city": "Bengaluru",
+    "state": "Karnataka",
+    "pincode": "560001",
+    "phone": "9876543210",
+}
+
+
+def events(app: Flask) -> list[tuple[str, str]]:
+    """(type, subject) of every outbox event, in order."""
+    with app.app_context():
+        sess = session()
+        rows = sess.execute(select(OutboxEvent.type, OutboxEvent.subject).order_by(OutboxEvent.id))
+        return [(t, s) for t, s in rows]
+
+
+def deliveries(app: Flask) -> list[Delivery]:
+    """Every delivery, in order."""
+    with app.app_context():
+        sess = session()
+        rows = list(sess.scalars(select(Delivery).order_by(Delivery.id)))
+        sess.expunge_all()
+        return rows
+
+
+def test_an_order_publishes_in_its_transaction_and_a_refused_one_publishes_nothing(
+    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str]
+) -> None:
+    """order.placed commits with the order; an order refused for stock leaves no event."""
+    placed = order(client, customer_headers)
+    response = client.post(
+        "/api/v1/orders",
+        json={"items": [{"product_id": 1, "quantity": 10**6}], "shipping_address": ADDRESS},
+        headers=customer_headers,
+    )
+    assert response.status_code in (409, 422)
+    kinds = events(seeded)
+    assert ("order.placed", f"order:{placed['id']}") in kinds
+    assert [k for k in kinds if k[0] == "order.placed"] == [
+        ("order.placed", f"order:{placed['id']}")
+    ]
+    assert ("user.registered", "user:1") in kinds or any(k[0] == "user.registered" for k in kinds)
+
+
+def test_webhooks_arrive_signed_once_each_in_the_orders_order(
+    seeded: Flask,
+    client: FlaskClient,
+    customer_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    receiver: WebhookReceiver,
+) -> None:
+    """placed -> confirmed -> shipped: three signed requests, in that order, ids stable."""
+    _, secret = subscribe(
+        seeded, receiver.url, ["order.placed", "order.confirmed", "order.shipped"]
+    )
+    placed = order(client, customer_headers)
+    for status in ("confirmed", "shipped"):
+        response = client.post(
+            f"/api/v1/orders/{placed['id']}/status", json={"status": status}, headers=admin_headers
+        )
+        assert response.status_code == 200, response.get_json()
+    drain_until(seeded, lambda: len(receiver.received) >= 3)
+    drain(seeded)
+    assert [b["type"] for b in receiver.bodies()] == [
+        "order.placed", "order.confirmed", "order.shipped",
+    ]  # fmt: skip
+    webhook = Webhook(secret)
+    for request in receiver.received:
+        payload = webhook.verify(request.body, request.headers)
+        assert payload["data"]["order"]["id"] == placed["id"]
+        assert request.headers["webhook-id"] == payload["id"]
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 3
+    assert all(d.status == "delivered" for d in deliveries(seeded))
+
+
+def test_a_failing_receiver_gets_retries_with_the_same_id_then_the_next_event(
+    seeded: Flask,
+    client: FlaskClient,
+    customer_headers: dict[str, str],
+    admin_headers: dict[str, str],
+) -> None:
+    """Two 500s then 200: three attempts logged, one id; the next event waits its turn."""
+    receiver = WebhookReceiver(statuses=[500, 503])
+    try:
+        subscribe(seeded, receiver.url, ["order.placed", "order.confirmed"])
+        placed = order(client, customer_headers)
+        client.post(
+            f"/api/v1/orders/{placed['id']}/status",
+            json={"status": "confirmed"},
+            headers=admin_headers,
+        )
+        drain_until(seeded, lambda: len(receiver.received) >= 4)
+        types = [b["type"] for b in receiver.bodies()]
+        assert types == ["order.placed"] * 3 + ["order.confirmed"]
+        assert len({r.headers["webhook-id"] for r in receiver.received[:3]}) == 1
+        first = deliveries(seeded)[0]
+        assert (first.status, first.attempts) == ("delivered", 3)
+        with seeded.app_context():
+            attempts = list(
+                session().execute(
+                    select(DeliveryAttempt.ok, DeliveryAttempt.status_code)
+                    .where(DeliveryAttempt.delivery_id == first.id)
+                    .order_by(DeliveryAttempt.id)
+                )
+            )
+        assert attempts == [(False, 500), (False, 503), (True, 200)]
+    finally:
+        receiver.close()
+
+
+def test_after_the_last_attempt_a_delivery_is_dead_and_the_next_one_goes(
+    seeded: Flask,
+    client: FlaskClient,
+    customer_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    fast_settings: Settings,
+) -> None:
+    """DELIVERY_MAX_ATTEMPTS failures: dead-lettered; later events are not held forever."""
+    receiver = WebhookReceiver(statuses=[500] * fast_settings.delivery_max_attempts)
+    app = create_app(load_settings(**(fast_settings.model_dump() | {"delivery_max_attempts": 3})))
+    try:
+        receiver.statuses = [500, 500, 500]
+        subscribe(app, receiver.url, ["order.placed", "order.confirmed"])
+        placed = order(client, customer_headers)
+        client.post(
+            f"/api/v1/orders/{placed['id']}/status",
+            json={"status": "confirmed"},
+            headers=admin_headers,
+        )
+        drain_until(app, lambda: len(receiver.received) >= 4)
+        assert [b["type"] for b in receiver.bodies()] == ["order.placed"] * 3 + ["order.confirmed"]
+        first, second = deliveries(app)
+        assert (first.status, first.attempts, first.last_status_code) == ("dead", 3, 500)
+        assert second.status == "delivered"
+    finally:
+        receiver.close()
+        app.extensions["db_engine"].dispose()
+
+
+def test_a_fan_out_runs_once_however_often_it_is_asked(
+    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str], receiver: WebhookReceiver
+) -> None:
+    """The claim and the deliveries commit together: a second fan-out creates nothing."""
+    subscribe(seeded, receiver.url)
+    order(client, customer_headers)
+    with seeded.app_context():
+        sess = session()
+        pk = sess.scalar(select(func.max(OutboxEvent.id)).where(OutboxEvent.type == "order.placed"))
+        assert pk is not None
+        first = fan_out(sess, seeded.config["SETTINGS"], pk)
+        again = fan_out(sess, seeded.config["SETTINGS"], pk)
+    assert len(first) == 1
+    assert again == []
+
+
+def test_private_addresses_are_refused_unless_allowed(
+    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str], settings: Settings
+) -> None:
+    """WEBHOOK_ALLOW_PRIVATE off: a 127.0.0.1 endpoint is dead at once, nothing was sent."""
+    receiver = WebhookReceiver()
+    app = create_app(
+        load_settings(**(settings.model_dump() | FAST | {"webhook_allow_private": False}))
+    )
+    try:
+        subscribe(app, receiver.url, ["order.placed"])
+        order(client, customer_headers)
+        drain(app)
+        (delivery,) = deliveries(app)
+        assert delivery.status == "dead"
+        assert "refused" in (delivery.last_error or "")
+        assert receiver.received == []
+    finally:
+        receiver.close()
+        app.extensions["db_engine"].dispose()
+
+
+def test_postgres_jobs_are_deferred_in_the_writers_transaction(
+    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str], backend: str
+) -> None:
+    """One dispatch job per committed event, none for a refused order (PostgreSQL)."""
+    if backend != "postgres":
+        pytest.skip("procrastinate is the PostgreSQL queue")
+    order(client, customer_headers)
+    client.post(
+        "/api/v1/orders",
+        json={"items": [{"product_id": 1, "quantity": 10**6}], "shipping_address": ADDRESS},
+        headers=customer_headers,
+    )
+    with seeded.app_context():
+        sess = session()
+        jobs = sess.execute(
+            text(
+                "SELECT args->>'event_pk', lock FROM procrastinate_jobs"
+                " WHERE task_name = 'flipkart:dispatch'"
+            )
+        ).all()
+        pks = sess.scalars(select(OutboxEvent.id)).all()
+    assert sorted(int(pk) for pk, _ in jobs) == sorted(pks)
+    assert all(lock and lock.startswith("dispatch:") for _, lock in jobs)
+
+
+def test_sqlite_settings_turn_the_embedded_worker_on_outside_tests(tmp_path: Path) -> None:
+    """The embedded default delivers by itself; tests and PostgreSQL do not start a thread."""
+    assert load_settings(instance_dir=tmp_path).effective_worker_embedded
+    assert not load_settings(instance_dir=tmp_path, app_env="test").effective_worker_embedded
+    assert not load_settings(
+        database_url="postgresql://x@localhost/db", secret_key="k" * 40
+    ).effective_worker_embedded
+
+
+def test_the_customer_gets_an_email_per_status_through_a_real_smtp_server(
+    seeded: Flask,
+    client: FlaskClient,
+    customer_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    fast_settings: Settings,
+) -> None:
+    """SMTP_URL set: order.placed and order.confirmed each arrive once, text and HTML."""
+    inbox = Inbox()
+    controller, port = start_smtp(inbox)
+    app = create_app(
+        load_settings(**(fast_settings.model_dump() | {"smtp_url": f"smtp://127.0.0.1:{port}"}))
+    )
+    try:
+        placed = order(client, customer_headers)
+        client.post(
+            f"/api/v1/orders/{placed['id']}/status",
+            json={"status": "confirmed"},
+            headers=admin_headers,
+        )
+        drain_until(app, lambda: len(inbox.received) >= 2)
+        first, second = inbox.received
+        assert first.rcpt_tos == ["asha@example.in"]
+        assert f"#{placed['id']}" in str(first.message["Subject"])
+        assert "confirmed" in str(second.message["Subject"])
+        kinds = [part.get_content_type() for part in first.message.iter_parts()]
+        assert kinds == ["text/plain", "text/html"]
+        assert first.message["Message-ID"] != second.message["Message-ID"]
+        assert {d.channel for d in deliveries(app)} == {"email"}
+        assert all(d.status == "delivered" for d in deliveries(app))
+    finally:
+        controller.stop()
+        app.extensions["db_engine"].dispose()
+
+
+def test_smtp_down_keeps_the_email_until_it_is_back(
+    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str], fast_settings: Settings
+) -> None:
+    """Nothing listening: the email stays pending (retried); a server on that port gets it."""
+    from .servers import free_port
+
+    port = free_port()
+    app = create_app(
+        load_settings(**(fast_settings.model_dump() | {"smtp_url": f"smtp://127.0.0.1:{port}"}))
+    )
+    try:
+        order(client, customer_headers)
+        drain(app)
+        (delivery,) = deliveries(app)
+        assert delivery.status == "pending"
+        assert delivery.attempts >= 1
+        inbox = Inbox()
+        controller = Controller(inbox, hostname="127.0.0.1", port=port, server_hostname="mx.test")
+        controller.start()
+        try:
+            drain_until(app, lambda: len(inbox.received) == 1)
+        finally:
+            controller.stop()
+        assert deliveries(app)[0].status == "delivered"
+    finally:
+        app.extensions["db_engine"].dispose()
