@@ -353,3 +353,16 @@ def test_smtp_down_keeps_the_email_until_it_is_back(
         assert deliveries(app)[0].status == "delivered"
     finally:
         app.extensions["db_engine"].dispose()
+
+
+def test_events_enabled_false_publishes_nothing(
+    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str], settings: Settings
+) -> None:
+    """EVENTS_ENABLED=false (the bench's baseline): orders work, the outbox stays empty."""
+    app = create_app(load_settings(**(settings.model_dump() | {"events_enabled": False})))
+    try:
+        before = events(app)
+        order(app.test_client(), customer_headers)
+        assert events(app) == before
+    finally:
+        app.extensions["db_engine"].dispose()

@@ -101,12 +101,16 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+EVENTS = "flipkart_events_enabled"  # Session.info: does a write publish its events?
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     """Create the engine and session factory and close the request's session on teardown."""
     engine = build_engine(settings)
     _count_pool(engine)
     app.extensions["db_engine"] = engine
-    factory = sessionmaker(engine, expire_on_commit=False)
+    # events_enabled rides on each session, so outbox.publish needs no settings of its own.
+    factory = sessionmaker(engine, expire_on_commit=False, info={EVENTS: settings.events_enabled})
     from .uow import guard  # uow imports this module
 
     guard(factory)  # every write goes through a unit of work

@@ -96,13 +96,14 @@ class Settings(BaseSettings):
     # and units at once, so nobody can reserve the catalog without paying (0 = no cap).
     orders_max_open: int = Field(default=5, ge=0, le=1000)
     orders_max_open_units: int = Field(default=50, ge=0, le=100_000)
-    # Events (events/): order emails, signed webhooks, the worker that delivers them.
     # SMTP_URL: smtp://[user:pass@]host[:25], smtp+starttls://...:587, smtps://...:465; unset:
-    # no order emails (webhooks still go out).
+    # no order emails (webhooks still go out). Events: docs/reliability.md.
     smtp_url: str | None = None
     mail_from: str = Field(default="flipkart-api <orders@flipkart-api.invalid>", min_length=3)
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # false: writes publish no events (nothing is emailed or sent; the bench's baseline).
+    events_enabled: bool = True
     # Webhooks to loopback, private or link-local addresses are refused (SSRF) unless this.
     webhook_allow_private: bool = False
     # Retries after 10 s, 20 s, ... 6 h (jitter): 16 attempts span ~29 h (events/backoff.py).
@@ -117,8 +118,7 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     # A worker silent this long is dead, and its running jobs are queued again.
     worker_stalled_seconds: float = Field(default=15.0, ge=3, le=3600)
-    # The embedded default delivers from a thread in the server (SQLite only). Unset: on for
-    # SQLite outside tests; PostgreSQL always uses `flipkart-api worker`.
+    # A delivering thread in each server (SQLite only). Unset: on for SQLite outside tests.
     worker_embedded: bool | None = None
     # Housekeeping: 'placed' orders not confirmed within this are cancelled and their stock
     # restored (0 = never); delivered events and their attempts are kept this long.

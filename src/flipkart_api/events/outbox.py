@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, insert
 
+from ..db import EVENTS
 from ..orm import utcnow
 from ..uow import UnitOfWork
 from .models import OutboxEvent
@@ -45,6 +46,8 @@ def publish(uow: UnitOfWork, event_type: str, subject: str, payload: dict[str, A
         raise ValueError(f"unknown event type {event_type!r}")
     sess = uow.session
     event_id = new_event_id()
+    if not sess.info.get(EVENTS, True):
+        return event_id  # EVENTS_ENABLED=false: nothing is written, nothing will be sent
     pk: int = sess.execute(
         insert(OUTBOX)
         .values(
