@@ -47,6 +47,7 @@ class WebhookReceiver:
         self.received: list[Received] = []
         self.statuses = list(statuses or [])
         self.delay = delay
+        self.in_flight = 0  # requests being handled right now (read, not yet answered)
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -74,9 +75,12 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver.lock:
+                    receiver.in_flight += 1
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 with receiver.lock:
+                    receiver.in_flight -= 1
                     receiver.received.append(
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
