@@ -60,6 +60,7 @@ class EmbeddedWorker:
         """Run in a daemon thread (the server's)."""
         self._thread = threading.Thread(target=self.run, name="embedded-worker", daemon=True)
         self._thread.start()
+        log.info("embedded worker: this process delivers events (no worker process needed)")
 
     def stop(self, timeout: float | None = None) -> None:
         """Finish the current attempt, then stop."""
