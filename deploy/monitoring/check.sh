@@ -19,7 +19,7 @@ variant() {  # variant <file> <sed script that turns prometheus.yml into it>
     fail "$1 differs from prometheus.yml beyond: $2"
 }
 variant prometheus-swarm.yml \
-  's/names: \["\(web\|node-exporter\)"\]/names: ["tasks.\1"]/; /^  # prometheus_varnish_exporter/,/^$/d'
+  's/names: \["\(web\|worker\|node-exporter\)"\]/names: ["tasks.\1"]/; /^  # prometheus_varnish_exporter/,/^$/d'
 variant prometheus-test.yml \
   's/\(scrape_interval\|evaluation_interval\|scrape_timeout\|refresh_interval\): [0-9]*s$/\1: 2s/'
 
