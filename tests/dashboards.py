@@ -46,7 +46,11 @@ PROMTOOL = "/usr/bin/promtool"
 # /metrics of Debian 12's exporter scraping a real server (postgres_exporter 0.11.1,
 # redis_exporter 1.45.0, nginx-prometheus-exporter 0.11.0, prometheus_varnish_exporter
 # 1.6.1, node_exporter 1.5.0), plus redis_memory_max_bytes, which that check found too.
-HISTOGRAMS = {"flipkart_http_request_duration_seconds": frozenset({"route", "method"})}
+HISTOGRAMS = {
+    "flipkart_http_request_duration_seconds": frozenset({"route", "method"}),
+    # the worker's (job worker; src/flipkart_api/events/worker_metrics.py)
+    "flipkart_delivery_duration_seconds": frozenset({"channel"}),
+}
 KNOWN_METRICS: dict[str, frozenset[str]] = {
     # app (job flipkart-api)
     "flipkart_http_requests_total": frozenset({"route", "method", "status"}),
@@ -64,6 +68,11 @@ KNOWN_METRICS: dict[str, frozenset[str]] = {
     "flipkart_rate_limited_total": frozenset({"route"}),
     "flipkart_edge_purges_total": frozenset({"result"}),
     "flipkart_build_info": frozenset({"version", "revision"}),
+    # the event worker (job worker): attempts where they are made, the queue at scrape
+    "flipkart_deliveries_total": frozenset({"channel", "outcome"}),
+    "flipkart_deliveries_pending": frozenset({"channel"}),
+    "flipkart_events_oldest_undelivered_age_seconds": frozenset({"channel"}),
+    "flipkart_outbox_undispatched": frozenset(),
     # Prometheus itself, for every target
     "up": frozenset(),
     # postgres_exporter (job postgres)

@@ -8,8 +8,8 @@
 - schema: Grafana's own dashboard model (grafana-foundation-sdk) decodes the JSON with
   nothing dropped and every field of its type;
 - PromQL: promtool (Prometheus's parser) parses every query, variables substituted;
-- end to end (slow): a real replica on PostgreSQL + Redis under a little traffic, scraped
-  by a real Prometheus (Debian's), answers every app panel's query with data. The
+- end to end (slow): a real replica and worker on PostgreSQL + Redis under a little
+  traffic, scraped by a real Prometheus (Debian's), answer every app panel's query with data. The
   exporters' panels run in the container stack test, where the exporters are.
 """
 
@@ -37,7 +37,7 @@ from .test_orders import ADDRESS
 SCHEMA_VERSION = 41  # Grafana 11.6's (grafana-foundation-sdk's 11.6 models say the same)
 PANEL_TYPES = {"row", "timeseries", "stat"}
 SECTIONS = ["Overview", "Traffic", "App cache", "HTTP cache (Varnish)", "Database", "Redis"]
-SECTIONS += ["Orders", "nginx"]
+SECTIONS += ["Orders", "nginx", "Worker"]
 # Fixed windows are the SLO's (burn rate over 5m/1h/6h, budget over 30 d); every other
 # range is Grafana's $__rate_interval.
 SLO_WINDOWS = {"5m", "1h", "6h", "30d"}
@@ -189,6 +189,7 @@ def test_every_section_of_the_issue_has_its_panels(dashboard: dict[str, Any]) ->
     app = {m for m in dashboards.KNOWN_METRICS if m.startswith("flipkart_")}
     app -= {"flipkart_http_request_duration_seconds_sum"}  # the quantiles need only buckets
     app -= {"flipkart_http_request_duration_seconds_count"}
+    app -= {"flipkart_delivery_duration_seconds_sum", "flipkart_delivery_duration_seconds_count"}
     assert app <= used, f"app metrics without a panel: {sorted(app - used)}"
     for exporter in ("pg_up", "redis_up", "nginx_up", "varnish_main_cache_hit", "up"):
         assert exporter in used
@@ -357,6 +358,9 @@ scrape_configs:
   - job_name: flipkart-api
     metrics_path: /metrics
     static_configs: [{targets: ["127.0.0.1:%(app)d"]}]
+  - job_name: worker
+    metrics_path: /metrics
+    static_configs: [{targets: ["127.0.0.1:%(worker)d"]}]
   - job_name: prometheus
     static_configs: [{targets: ["127.0.0.1:%(prometheus)d"]}]
 """
@@ -372,12 +376,14 @@ def _app_only(expr: str) -> bool:
 def prometheus_on_a_replica(
     pg_server: servers.PostgresServer, tmp_path: Path
 ) -> Iterator[tuple[str, int]]:
-    """A real replica (PostgreSQL + Redis) and a real Prometheus scraping it every second."""
+    """A real replica and worker (PostgreSQL + Redis), a real Prometheus scraping both."""
     from .faults.stack import CLI, Replica, production_env
+    from .worker_process import WorkerProcess
 
     binary = system_binary("prometheus", "prometheus")
     redis = servers.start_redis()
     replica = None
+    worker = None
     prometheus = None
     try:
         url = pg_server.create_database(f"flipkart_dashboard_{os.getpid()}")
@@ -391,9 +397,16 @@ def prometheus_on_a_replica(
         (tmp_path / "m").mkdir()  # as an emptyDir or a tmpfs would be
         replica = Replica(servers.free_port(), serve_env, tmp_path / "replica.log")
         replica.start()
+        # The order's email goes to a port nothing listens on: attempted, refused, retried,
+        # so the delivery counters and the histogram have series.
+        smtp = f"smtp://127.0.0.1:{servers.free_port()}"
+        worker = WorkerProcess(servers.free_port(), env | {"SMTP_URL": smtp}, tmp_path / "w.log")
+        worker.start()
         port = servers.free_port()
         config = tmp_path / "prometheus.yml"
-        config.write_text(PROMETHEUS_CONFIG % {"app": replica.port, "prometheus": port})
+        config.write_text(
+            PROMETHEUS_CONFIG % {"app": replica.port, "worker": worker.port, "prometheus": port}
+        )
         with (tmp_path / "prometheus.log").open("ab") as log:
             prometheus = lifeline.spawn(
                 [
@@ -415,6 +428,8 @@ def prometheus_on_a_replica(
             except subprocess.TimeoutExpired:
                 prometheus.kill()
                 prometheus.wait(timeout=10)
+        if worker is not None:
+            worker.stop()
         if replica is not None:
             replica.stop()
         redis.stop()
