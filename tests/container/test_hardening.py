@@ -51,8 +51,8 @@ def _rendered() -> dict[str, Any]:
 
 def test_rendered_config_hardens_every_service() -> None:
     services = _rendered()["services"]
-    assert {"web", "migrate", "certs", "nginx", "db", "redis", "redis-limits", "adminer", "backup",
-            "restore", "prometheus", "alertmanager", "grafana", "postgres-exporter",
+    assert {"web", "worker", "migrate", "certs", "nginx", "db", "redis", "redis-limits", "adminer",
+            "backup", "restore", "prometheus", "alertmanager", "grafana", "postgres-exporter",
             "redis-exporter", "nginx-exporter", "varnish-exporter",
             "node-exporter"} <= set(services)  # fmt: skip
     for name, svc in services.items():
@@ -91,8 +91,8 @@ def _proc_status(pid: str) -> dict[str, str]:
 def test_running_containers_are_unprivileged(stack: Stack) -> None:
     stack.compose("--profile", "tools", "up", "-d", "--wait", timeout=900)
     ids = stack.compose("--profile", "tools", "ps", "-q").stdout.split()
-    # 3 web, nginx, varnish, varnish-log, db, redis, redis-limits, adminer
-    assert len(ids) == 10, ids
+    # 3 web, worker, nginx, varnish, varnish-log, db, redis, redis-limits, adminer
+    assert len(ids) == 11, ids
     for info in json.loads(docker("inspect", *ids).stdout):
         name, host = info["Name"], info["HostConfig"]
         assert not _is_root(info["Config"]["User"]), name
