@@ -15,7 +15,7 @@ GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 IMAGE_NAME ?= flipkart-api
 PYTHON_IMAGE ?= python:3.13-slim
 
-.PHONY: run test test-unit test-slow test-docker test-swarm test-faults bench bench-quick lint lint-deploy typecheck check install \
+.PHONY: run test test-unit test-slow test-docker test-swarm test-faults bench bench-quick bench-outbox lint lint-deploy typecheck check install \
 	migrate seed clean image push backup restore backup-docker restore-docker audit lock
 .PHONY: help install-runtime render-vcl test-rules
 .DEFAULT_GOAL := help
@@ -92,6 +92,9 @@ bench: $(STAMP) ## Load benchmarks against the tutorial design, the front door i
 
 bench-quick: $(STAMP) ## The same harness in under 3 minutes (figures not asserted)
 	$(BIN)/python -m bench.harness --quick
+
+bench-outbox: $(STAMP) ## Orders/s with the outbox on and off, and webhook delivery lag at 100 orders/s (~3 min)
+	$(BIN)/python -m bench.outbox_cost
 
 lint-deploy: $(STAMP) test-rules ## Dockerfile (hadolint), workflows (actionlint), Kubernetes manifests (kubernetes-validate), test-rules
 	$(BIN)/hadolint Dockerfile

@@ -37,7 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 from tests import servers
 
-from bench import edge, load, metrics_cost, report, scaling, stack
+from bench import edge, load, metrics_cost, outbox_cost, report, scaling, stack
 
 REPLICAS = 3
 HOT_SET = 1_000
@@ -64,10 +64,14 @@ class Profile:
     # for the read mix, whose warm-up is the cache filling up as traffic fills it.
     edge_warmup: int = 0
     mix_warmup: int = 2
+    # The outbox's delivery lag: seconds of orders at outbox_cost.RATE a second.
+    outbox_lag: int = 30
 
 
 PROFILES = {
-    "quick": Profile(1, 1, 1, 32, 2_000, (2_000, 4_000), 1, edge_warmup=0, mix_warmup=2),
+    "quick": Profile(
+        1, 1, 1, 32, 2_000, (2_000, 4_000), 1, edge_warmup=0, mix_warmup=2, outbox_lag=8
+    ),
     "full": Profile(8, 2, 3, 64, 10_000, (10_000, 100_000, 1_000_000), 3, 2, 10),
 }
 
@@ -557,6 +561,11 @@ def main() -> None:
             document["metrics"] = metrics_cost.run(
                 procs, env, profile.duration, profile.repeats, profile.connections, workdir
             )
+            # Its own database, replicas and worker, all stopped before it returns.
+            document["outbox"] = outbox_cost.run(
+                env, profile.duration, profile.repeats, profile.connections, profile.outbox_lag,
+                workdir,
+            )  # fmt: skip
             after = stock_snapshot(engine)
             document["orders_conservation"] = {
                 "products": len(before),

@@ -14,7 +14,7 @@ import matplotlib as mpl
 mpl.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from bench import metrics_cost
+from bench import metrics_cost, outbox_cost
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Written by tests/container/test_image.py (`make test-docker`): the bench runs natively and
@@ -151,6 +151,8 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         out += edge_targets(doc["edge"], base_root, doc.get("cpus") or os.cpu_count() or 1)
     if doc.get("metrics"):
         out += [_target(*row) for row in metrics_cost.targets(doc["metrics"])]
+    if doc.get("outbox"):
+        out += [_target(*row) for row in outbox_cost.targets(doc["outbox"])]
     return out
 
 
@@ -376,6 +378,8 @@ def _markdown(doc: dict[str, Any], plots: list[str]) -> str:
         lines += _edge_markdown(doc["edge"], doc.get("cpus") or os.cpu_count() or 1)
     if doc.get("metrics"):
         lines += metrics_cost.markdown(doc["metrics"])
+    if doc.get("outbox"):
+        lines += outbox_cost.markdown(doc["outbox"])
     cons = doc["orders_conservation"]
     lines += [
         "",
