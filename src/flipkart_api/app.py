@@ -81,11 +81,12 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 def _register_blueprints(app: APIFlask) -> None:
     from .auth.routes import bp as auth_bp
     from .catalog.routes import bp as catalog_bp
+    from .events.routes import bp as webhooks_bp
     from .health import bp as health_bp
     from .orders.routes import bp as orders_bp
     from .tutorial import bp as tutorial_bp
 
-    for bp in (tutorial_bp, health_bp, auth_bp, catalog_bp, orders_bp):
+    for bp in (tutorial_bp, health_bp, auth_bp, catalog_bp, orders_bp, webhooks_bp):
         app.register_blueprint(bp)
 
 
