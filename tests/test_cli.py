@@ -241,6 +241,37 @@ def test_readme_walkthrough_works(tmp_path: Path) -> None:
     assert json.loads(lines[4])["status"] == "cancelled"
 
 
+@pytest.mark.slow  # starts its own app server, whose embedded worker delivers
+def test_readme_webhook_walkthrough_shows_the_delivery_in_the_log(tmp_path: Path) -> None:
+    """The README's two walk-throughs in one shell: the webhook's attempt is in the log."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    first = readme.split("### Walk-through", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    hooks = readme.split("### Walk-through: a webhook delivery", 1)[1]
+    second = hooks.split("```sh\n", 1)[1].split("```", 1)[0]
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parents[1])  # `.venv/bin/flipkart-api`
+    with serving(tmp_path, env={"WEBHOOK_ALLOW_PRIVATE": "true"}) as (port, _):
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", first + second],
+            env={
+                "PATH": os.environ["PATH"],
+                "HOME": str(tmp_path),
+                "BASE": f"http://127.0.0.1:{port}/api/v1",
+                "HOOK_PORT": str(servers.free_port()),
+            },
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    assert result.returncode == 0, result.stderr
+    log = json.loads([line for line in result.stdout.splitlines() if line.strip()][-1])
+    (delivery,) = log["items"]
+    assert delivery["event_type"] == "order.placed"
+    assert delivery["status"] == "pending"
+    assert delivery["attempts"] == 1
+    assert delivery["last_status_code"] == 501
+
+
 def test_version_is_the_package_version(tmp_path: Path) -> None:
     result = run(["--version"], {}, tmp_path)
     assert result.returncode == 0
