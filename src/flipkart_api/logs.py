@@ -69,6 +69,9 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     """One stdout handler on the root logger; idempotent (tests build many apps)."""
     root = logging.getLogger()
     root.setLevel(level)
+    # procrastinate says INFO for every job deferred, started and finished: three lines per
+    # order and delivery, on the write's own path. Its warnings and errors stay; DEBUG: all.
+    logging.getLogger("procrastinate").setLevel(level if level == "DEBUG" else logging.WARNING)
     formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     for handler in root.handlers:
         if getattr(handler, "_flipkart", False):
