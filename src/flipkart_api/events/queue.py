@@ -28,6 +28,9 @@ QUEUE = "events"
 # again after 1, 2, 4 ... 60 s, for about a day; a delivery's own schedule is in backoff.py.
 UNEXPECTED_MAX_ATTEMPTS = 1500
 UNEXPECTED_MAX_DELAY = 60
+# Under a backlog a fanned-out event is sent before more events are fanned out: without it,
+# every delivery waited behind every dispatch job queued before it (the bench's lag).
+DELIVER_PRIORITY = 1
 
 
 class RetryLater(Exception):
@@ -138,5 +141,9 @@ def defer_dispatch(sess: Session, event_pk: int, subject: str) -> None:
 def defer_delivery(sess: Session, delivery_id: int, lock_key: str) -> None:
     """In the session's transaction: a job to attempt the delivery, in its receiver's order."""
     _deferrer().configure_task(
-        f"{NAMESPACE}:deliver", queue=QUEUE, lock=lock_key, connection=_driver_connection(sess)
+        f"{NAMESPACE}:deliver",
+        queue=QUEUE,
+        lock=lock_key,
+        priority=DELIVER_PRIORITY,
+        connection=_driver_connection(sess),
     ).defer(delivery_id=delivery_id)
