@@ -56,10 +56,22 @@ EXPECTED_ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/orders/<int:order_id>"): USER,
     ("POST", "/api/v1/orders/<int:order_id>/cancel"): USER,
     ("POST", "/api/v1/orders/<int:order_id>/status"): ADMIN,
+    ("POST", "/api/v1/webhooks"): ADMIN,
+    ("GET", "/api/v1/webhooks"): ADMIN,
+    ("GET", "/api/v1/webhooks/<int:endpoint_id>"): ADMIN,
+    ("PATCH", "/api/v1/webhooks/<int:endpoint_id>"): ADMIN,
+    ("DELETE", "/api/v1/webhooks/<int:endpoint_id>"): ADMIN,
+    ("POST", "/api/v1/webhooks/<int:endpoint_id>/rotate-secret"): ADMIN,
+    ("GET", "/api/v1/webhooks/<int:endpoint_id>/deliveries"): ADMIN,
+    ("GET", "/api/v1/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>"): ADMIN,
+    ("POST", "/api/v1/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/redeliver"): ADMIN,
 }
 CUSTOMER = {"email": "asha@example.in", "password": "correct-horse-1", "name": "Asha"}
 # Sample path values: enough to get past routing to the authorization check.
-PATH_VALUES = {"product_id": "1", "order_id": "1", "filename": "x.css", "version": "1", "name": "x"}
+PATH_VALUES = {
+    "product_id": "1", "order_id": "1", "filename": "x.css", "version": "1", "name": "x",
+    "endpoint_id": "1", "delivery_id": "1",
+}  # fmt: skip
 DENIED = (401, 403)
 
 

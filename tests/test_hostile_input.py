@@ -75,6 +75,11 @@ def valid_bodies() -> dict[str, dict[str, Any]]:
         "POST /api/v1/orders": {"items": [line], "shipping_address": address},
         "POST /api/v1/orders/{order_id}/status": {"status": "confirmed"},
         "POST /api/v1/auth/logout": {"all": False},
+        "POST /api/v1/webhooks": {
+            "url": "https://hooks.example.com/flipkart",
+            "event_types": ["order.placed"],
+        },
+        "PATCH /api/v1/webhooks/{endpoint_id}": {"description": "ERP"},
         # Not the admin's password: no example here may change it (or revoke the token).
         "POST /api/v1/users/me/password": {
             "current_password": "not-it-1",
@@ -136,7 +141,9 @@ def with_value(body: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
 
 def concrete(path: str) -> str:
     """The template path with id 1 (seeded product 1, order 1 after `an_order`)."""
-    return path.replace("{product_id}", "1").replace("{order_id}", "1")
+    for name in ("product_id", "order_id", "endpoint_id", "delivery_id"):
+        path = path.replace("{" + name + "}", "1")
+    return path
 
 
 def row_counts(app: Flask) -> dict[str, int]:
@@ -318,7 +325,9 @@ def test_path_traversal_and_impossible_ids_in_every_path_are_404(
             continue
         body = valid_bodies().get(label)
         for bad in BAD_IDS:
-            url = path.replace("{product_id}", bad).replace("{order_id}", bad)
+            url = path
+            for name in ("product_id", "order_id", "endpoint_id", "delivery_id"):
+                url = url.replace("{" + name + "}", bad)
             response = client.open(url, method=method, headers=admin_headers, json=body)
             problem_of(response, 404)  # DELETE /products/0 was a 405 (routing regression)
     # The cache front routes the same ids: a cached product 1 is not product 001.

@@ -31,6 +31,7 @@ ROUTES = (
     "auth/routes.py",
     "catalog/routes.py",
     "orders/routes.py",
+    "events/routes.py",
     "health.py",
     "tutorial.py",
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ def run_worker(settings: Settings) -> None:
     """Build the app (for its sessions, caches and purges), serve the probes, deliver."""
     from .. import create_app
 
+    _check_smtp_url(settings)
     flask_app = create_app(settings)
     engine = flask_app.extensions["db_engine"]
 
@@ -50,6 +52,18 @@ def run_worker(settings: Settings) -> None:
     finally:
         health.stop()
     log.info("worker stopped")
+
+
+def _check_smtp_url(settings: Settings) -> None:
+    """A bad SMTP_URL stops the worker now (exit 2), not an email per order later."""
+    from .mail import SmtpConfig
+
+    if settings.smtp_url:
+        try:
+            SmtpConfig.from_url(settings.smtp_url, settings.mail_from)
+        except ValueError as exc:
+            print(f"configuration error: SMTP_URL: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
 
 
 def shutdown_grace(settings: Settings) -> float:
