@@ -171,7 +171,7 @@ def test_services_are_hardened_and_redis_wants_its_password(deployed: dict[str, 
     assert body is not None
     assert body["checks"] == {"database": "ok", "cache": "ok"}  # through the password
     secret_values = [v for k, v in deployed.items() if k not in ("base", "cert", "http_port")]
-    for service in ("web", "nginx", "varnish", "db", "redis", "redis-limits"):
+    for service in ("web", "worker", "nginx", "varnish", "db", "redis", "redis-limits"):
         spec = json.loads(docker("service", "inspect", f"{STACK}_{service}").stdout)[0]
         container_spec = spec["Spec"]["TaskTemplate"]["ContainerSpec"]
         assert container_spec.get("ReadOnly") is True, f"{service}: writable root filesystem"
@@ -268,7 +268,7 @@ def _post(deployed: dict[str, str], path: str, body: dict[str, str], token: str 
 
 
 # What Prometheus scrapes in the Swarm stack (deploy/monitoring/prometheus-swarm.yml).
-SWARM_JOBS = {"flipkart-api": 3, "postgres": 1, "redis": 2, "nginx": 1, "node": 1,
+SWARM_JOBS = {"flipkart-api": 3, "worker": 1, "postgres": 1, "redis": 2, "nginx": 1, "node": 1,
               "alertmanager": 1, "prometheus": 1}  # fmt: skip
 
 
