@@ -52,7 +52,8 @@ RUN set -eu; \
         done; \
     done; \
     python -c 'import ssl, psycopg; assert psycopg.pq.__impl__ == "binary"; psycopg.pq.version()'; \
-    rm -rf "$site"/sqlalchemy/testing "$site"/alembic/testing "$site"/mako/testing; \
+    rm -rf "$site"/sqlalchemy/testing "$site"/alembic/testing "$site"/mako/testing \
+        "$site"/croniter/tests; \
     find "$site" \( -name '*.pyi' -o -name '*.map' \) -type f -delete; \
     find "$site" -name __pycache__ -type d -prune -exec rm -rf {} +; \
     python -m compileall -q -j 0 -b -o 2 -x '/flipkart_api/' "$site"; \
