@@ -41,15 +41,20 @@ class Received:
 
 
 class WebhookReceiver:
-    """Records requests; answers `statuses` in turn (then 200), after `delay` seconds each."""
+    """Records requests; answers `statuses` in turn (then 200), after `delay` seconds each.
 
-    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0) -> None:
+    `port`: listen there (a receiver coming back where webhooks were being refused); 0: any.
+    """
+
+    def __init__(
+        self, statuses: list[int] | None = None, delay: float = 0.0, port: int = 0
+    ) -> None:
         self.received: list[Received] = []
         self.statuses = list(statuses or [])
         self.delay = delay
         self.in_flight = 0  # requests being handled right now (read, not yet answered)
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
