@@ -276,14 +276,6 @@ def _message_id(mail: Mail) -> str:
     return str(mail.message["Message-ID"]).strip()
 
 
-@pytest.mark.xfail(
-    raises=WorkerExited,
-    strict=True,
-    reason="product bug: `flipkart-api worker` stops when PostgreSQL restarts and nothing"
-    " starts it again (events/worker.py): procrastinate stops a worker whose LISTEN side task"
-    " cannot reconnect ('Side task listener failed ... stopping worker', exit 0), or a"
-    " fetch_job ConnectorException escapes run_worker_async (exit 1)",
-)
 def test_postgres_restart_worker_recovers_by_itself(
     drill: EventStack, report: dict[str, dict[str, Any]]
 ) -> None:

@@ -9,6 +9,7 @@ foreground. Either way /livez, /readyz and /metrics are served on WORKER_HEALTH_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -127,19 +128,52 @@ def worker_options(settings: Settings, flask_app: Any) -> dict[str, Any]:
 
 
 async def _run_procrastinate(flask_app: Any, settings: Settings, health: HealthServer) -> None:
+    """procrastinate's worker until SIGTERM, started again whenever it stops on its own.
+
+    procrastinate ends its worker when a side task fails (its LISTEN connection across a
+    database restart) and lets a connection error of a fetch end it too; either way this
+    process stays, answers 503 on /readyz meanwhile, and runs it again after 1, 2, 4 ... 30 s.
+    SIGTERM cancels the run, which procrastinate turns into its graceful stop.
+    """
     app = procrastinate_app(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
 
     async def beat() -> None:
         while True:
             health.beat()
             await asyncio.sleep(1.0)
 
-    beating = asyncio.create_task(beat())
-    try:
+    async def run_once() -> None:
         async with app.open_async():
             health.started = True
             await app.run_worker_async(
-                **worker_options(settings, flask_app), install_signal_handlers=True
+                **worker_options(settings, flask_app), install_signal_handlers=False
             )
+
+    beating = asyncio.create_task(beat())
+    delay = 1.0
+    try:
+        while not stopping.is_set():
+            started = time.monotonic()
+            run = asyncio.create_task(run_once())
+            stop = asyncio.create_task(stopping.wait())
+            await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not run.done():  # SIGTERM: procrastinate's graceful stop, then out
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+                break
+            stop.cancel()
+            health.started = False
+            failure = run.exception()
+            delay = 1.0 if time.monotonic() - started > 60 else delay
+            log.warning("the worker stopped (%r); starting it again in %.0f s", failure, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=delay)
+            delay = min(delay * 2, 30.0)
     finally:
+        health.started = False
         beating.cancel()
