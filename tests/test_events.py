@@ -26,6 +26,7 @@ from flipkart_api.settings import Settings, load_settings
 from flipkart_api.uow import UnitOfWork
 
 from .receivers import Inbox, WebhookReceiver, drain, drain_until, start_smtp
+from .test_orders import ADDRESS
 
 FAST = {
     "webhook_allow_private": True,
@@ -78,16 +79,6 @@ def order(client: FlaskClient, headers: dict[str, str], quantity: int = 1) -> di
     assert response.status_code == 201, response.get_json()
     body: dict[str, Any] = response.get_json()
     return body
-
-
-ADDRESS = {
-    "name": "Asha Verma",
-    "line1": "12 MG Road",
-    "city": "Bengaluru",
-    "state": "Karnataka",
-    "pincode": "560001",
-    "phone": "9876543210",
-}
 
 
 def events(app: Flask) -> list[tuple[str, str]]:
