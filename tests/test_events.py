@@ -81,6 +81,14 @@ def order(client: FlaskClient, headers: dict[str, str], quantity: int = 1) -> di
     return body
 
 
+def move(client: FlaskClient, order_id: int, status: str, admin: dict[str, str]) -> None:
+    """An admin moves the order along its lifecycle."""
+    response = client.post(
+        f"/api/v1/orders/{order_id}/status", json={"status": status}, headers=admin
+    )
+    assert response.status_code == 200, response.get_json()
+
+
 def events(app: Flask) -> list[tuple[str, str]]:
     """(type, subject) of every outbox event, in order."""
     with app.app_context():
@@ -130,10 +138,7 @@ def test_webhooks_arrive_signed_once_each_in_the_orders_order(
     )
     placed = order(client, customer_headers)
     for status in ("confirmed", "shipped"):
-        response = client.post(
-            f"/api/v1/orders/{placed['id']}/status", json={"status": status}, headers=admin_headers
-        )
-        assert response.status_code == 200, response.get_json()
+        move(client, placed["id"], status, admin_headers)
     drain_until(seeded, lambda: len(receiver.received) >= 3)
     drain(seeded)
     assert [b["type"] for b in receiver.bodies()] == [
@@ -159,11 +164,7 @@ def test_a_failing_receiver_gets_retries_with_the_same_id_then_the_next_event(
     try:
         subscribe(seeded, receiver.url, ["order.placed", "order.confirmed"])
         placed = order(client, customer_headers)
-        client.post(
-            f"/api/v1/orders/{placed['id']}/status",
-            json={"status": "confirmed"},
-            headers=admin_headers,
-        )
+        move(client, placed["id"], "confirmed", admin_headers)
         drain_until(seeded, lambda: len(receiver.received) >= 4)
         types = [b["type"] for b in receiver.bodies()]
         assert types == ["order.placed"] * 3 + ["order.confirmed"]
@@ -191,17 +192,12 @@ def test_after_the_last_attempt_a_delivery_is_dead_and_the_next_one_goes(
     fast_settings: Settings,
 ) -> None:
     """DELIVERY_MAX_ATTEMPTS failures: dead-lettered; later events are not held forever."""
-    receiver = WebhookReceiver(statuses=[500] * fast_settings.delivery_max_attempts)
+    receiver = WebhookReceiver(statuses=[500, 500, 500])
     app = create_app(load_settings(**(fast_settings.model_dump() | {"delivery_max_attempts": 3})))
     try:
-        receiver.statuses = [500, 500, 500]
         subscribe(app, receiver.url, ["order.placed", "order.confirmed"])
         placed = order(client, customer_headers)
-        client.post(
-            f"/api/v1/orders/{placed['id']}/status",
-            json={"status": "confirmed"},
-            headers=admin_headers,
-        )
+        move(client, placed["id"], "confirmed", admin_headers)
         drain_until(app, lambda: len(receiver.received) >= 4)
         assert [b["type"] for b in receiver.bodies()] == ["order.placed"] * 3 + ["order.confirmed"]
         first, second = deliveries(app)
@@ -298,11 +294,7 @@ def test_the_customer_gets_an_email_per_status_through_a_real_smtp_server(
     )
     try:
         placed = order(client, customer_headers)
-        client.post(
-            f"/api/v1/orders/{placed['id']}/status",
-            json={"status": "confirmed"},
-            headers=admin_headers,
-        )
+        move(client, placed["id"], "confirmed", admin_headers)
         drain_until(app, lambda: len(inbox.received) >= 2)
         first, second = inbox.received
         assert first.rcpt_tos == ["asha@example.in"]

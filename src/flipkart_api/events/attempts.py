@@ -9,6 +9,7 @@ dies in between leaves the delivery pending, and it is sent again with the same 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,8 +108,6 @@ def _post_webhook(settings: Settings, envelope: dict[str, Any], url: str, secret
 
 
 def _send_email(settings: Settings, envelope: dict[str, Any], recipient: str) -> Sent:
-    import time
-
     started = time.perf_counter()
     try:
         config = mail.SmtpConfig.from_url(
