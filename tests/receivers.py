@@ -165,7 +165,11 @@ def drain(app: Flask) -> None:
             while worker.step(session()):
                 pass
         return
+    from flipkart_api.events.relay import relay_once
     from flipkart_api.events.worker import procrastinate_app, worker_options
+
+    while relay_once(app):  # every committed event fanned out, its jobs deferred
+        pass
 
     async def run() -> None:
         queue = procrastinate_app(settings)
@@ -176,7 +180,7 @@ def drain(app: Flask) -> None:
                 "listen_notify": False,
             }
             # A round ends when one of its fetchers finds nothing, which can be before a job
-            # another one deferred (dispatch -> deliver): go again while any job is due.
+            # another one finished: go again while any job is due.
             for _ in range(50):
                 await queue.run_worker_async(**options)
                 if not (await queue.connector.execute_query_one_async(DUE))["due"]:

@@ -19,7 +19,7 @@ from standardwebhooks import Webhook
 
 from flipkart_api import create_app
 from flipkart_api.db import session
-from flipkart_api.events.fanout import fan_out
+from flipkart_api.events.fanout import RELAY_LOCK, fan_out_pending
 from flipkart_api.events.models import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from flipkart_api.events.signing import new_secret
 from flipkart_api.settings import Settings, load_settings
@@ -212,16 +212,34 @@ def test_a_fan_out_runs_once_however_often_it_is_asked(
     seeded: Flask, client: FlaskClient, customer_headers: dict[str, str], receiver: WebhookReceiver
 ) -> None:
     """The claim and the deliveries commit together: a second fan-out creates nothing."""
-    subscribe(seeded, receiver.url)
+    subscribe(seeded, receiver.url, ["order.placed"])
     order(client, customer_headers)
     with seeded.app_context():
         sess = session()
-        pk = sess.scalar(select(func.max(OutboxEvent.id)).where(OutboxEvent.type == "order.placed"))
-        assert pk is not None
-        first = fan_out(sess, seeded.config["SETTINGS"], pk)
-        again = fan_out(sess, seeded.config["SETTINGS"], pk)
-    assert len(first) == 1
-    assert again == []
+        first = fan_out_pending(sess, seeded.config["SETTINGS"])
+        again = fan_out_pending(sess, seeded.config["SETTINGS"])
+    assert first[0] == 2  # the customer's user.registered, then order.placed
+    assert len(first[1]) == 1
+    assert again == (0, [])
+
+
+def test_a_batch_fans_out_in_event_order_and_leaves_the_rest(
+    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str], receiver: WebhookReceiver
+) -> None:
+    """Oldest first, at most `limit` a batch; deliveries' ids follow the events' order."""
+    subscribe(seeded, receiver.url, ["order.placed"])
+    for _ in range(3):
+        order(client, customer_headers)
+    with seeded.app_context():
+        sess = session()
+        taken, first = fan_out_pending(sess, seeded.config["SETTINGS"], limit=3)
+        taken_after, rest = fan_out_pending(sess, seeded.config["SETTINGS"], limit=3)
+        events = sess.execute(
+            select(Delivery.id, OutboxEvent.id).join(OutboxEvent).order_by(Delivery.id)
+        ).all()
+    # user.registered and two orders, then the third order
+    assert (taken, len(first), taken_after, len(rest)) == (3, 2, 1, 1)
+    assert [event for _, event in events] == sorted(event for _, event in events)
 
 
 def test_private_addresses_are_refused_unless_allowed(
@@ -245,29 +263,37 @@ def test_private_addresses_are_refused_unless_allowed(
         app.extensions["db_engine"].dispose()
 
 
-def test_postgres_jobs_are_deferred_in_the_writers_transaction(
-    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str], backend: str
-) -> None:
-    """One dispatch job per committed event, none for a refused order (PostgreSQL)."""
+def test_postgres_jobs_are_deferred_with_their_deliveries_one_relay_at_a_time(
+    seeded: Flask, client: FlaskClient, customer_headers: dict[str, str], backend: str,
+    receiver: WebhookReceiver,
+) -> None:  # fmt: skip
+    """The write inserts no job; the relay defers one per delivery, locked by receiver and
+    order; while another relay holds the lock, this one takes nothing (PostgreSQL)."""
     if backend != "postgres":
         pytest.skip("procrastinate is the PostgreSQL queue")
+    subscribe(seeded, receiver.url, ["order.placed"])
     order(client, customer_headers)
-    client.post(
-        "/api/v1/orders",
-        json={"items": [{"product_id": 1, "quantity": 10**6}], "shipping_address": ADDRESS},
-        headers=customer_headers,
-    )
+    settings = seeded.config["SETTINGS"]
     with seeded.app_context():
         sess = session()
+        assert sess.scalar(text("SELECT count(*) FROM procrastinate_jobs")) == 0
+        sess.rollback()
+        other = seeded.extensions["db_engine"].connect()
+        try:
+            other.execute(select(func.pg_advisory_xact_lock(RELAY_LOCK)))
+            assert fan_out_pending(sess, settings) == (0, [])
+        finally:
+            other.close()  # its transaction ends, and the lock with it
+        taken, (delivery_id,) = fan_out_pending(sess, settings)
         jobs = sess.execute(
-            text(
-                "SELECT args->>'event_pk', lock FROM procrastinate_jobs"
-                " WHERE task_name = 'flipkart:dispatch'"
-            )
+            text("SELECT task_name, args->>'delivery_id', lock FROM procrastinate_jobs")
         ).all()
-        pks = sess.scalars(select(OutboxEvent.id)).all()
-    assert sorted(int(pk) for pk, _ in jobs) == sorted(pks)
-    assert all(lock and lock.startswith("dispatch:") for _, lock in jobs)
+        lock_key = sess.scalar(select(Delivery.lock_key).where(Delivery.id == delivery_id))
+    assert taken == 2  # user.registered (no subscriber) and order.placed
+    assert jobs == [("flipkart:deliver", str(delivery_id), lock_key)]
+    assert lock_key is not None
+    assert lock_key.startswith("webhook:")
+    assert ":order:" in lock_key
 
 
 def test_sqlite_settings_turn_the_embedded_worker_on_outside_tests(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from flipkart_api import migrate
 from flipkart_api.auth import models as _auth  # noqa: F401 - registers tables
@@ -19,6 +19,8 @@ from flipkart_api.catalog import models as _catalog  # noqa: F401 - registers ta
 from flipkart_api.events import models as _events  # noqa: F401 - registers tables
 from flipkart_api.orders import models as _orders  # noqa: F401 - registers tables
 from flipkart_api.orm import Base
+
+from . import servers
 
 POSTGRES_ONLY = {
     "search_vector", "title_vector", "body_vector",
@@ -90,3 +92,48 @@ def test_a_revision_written_by_our_template_is_seen(migrations_copy: Path) -> No
     assert migrate.known_revisions() == {rev.revision for rev in script.walk_revisions()}
     assert not migrate.schema_is_current(previous)  # a database at the old head is not ready
     assert migrate.schema_is_current("9999")
+
+
+def test_0008_swaps_the_dispatch_jobs_for_the_relay_and_back(
+    pg_server: servers.PostgresServer,
+) -> None:
+    """Upgrade: a waiting dispatch job goes (the relay takes its event); downgrade: every
+    undispatched event gets the dispatch job the older worker needs (PostgreSQL)."""
+    url = pg_server.create_database("flipkart_0008")
+    config = migrate.alembic_config(url)
+    command.upgrade(config, "0007")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO outbox_events (event_id, type, subject, payload, created_at)"
+                    " VALUES ('evt_1', 'order.placed', 'order:1', '{}', now()),"
+                    " ('evt_2', 'order.placed', 'order:2', '{}', now())"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args) VALUES"
+                    " ('events', 'flipkart:dispatch', 'dispatch:order:1', '{\"event_pk\": 1}'),"
+                    " ('events', 'flipkart:housekeeping', NULL, '{\"timestamp\": 1}')"
+                )
+            )
+        command.upgrade(config, "0008")
+        with engine.connect() as conn:
+            assert conn.scalars(text("SELECT task_name FROM procrastinate_jobs")).all() == [
+                "flipkart:housekeeping"
+            ]
+            conn.execute(text("UPDATE outbox_events SET dispatched_at = now() WHERE id = 1"))
+            conn.commit()
+        command.downgrade(config, "0007")
+        with engine.connect() as conn:
+            jobs = conn.execute(
+                text(
+                    "SELECT lock, args->>'event_pk' FROM procrastinate_jobs"
+                    " WHERE task_name = 'flipkart:dispatch'"
+                )
+            ).all()
+        assert jobs == [("dispatch:order:2", "2")]
+    finally:
+        engine.dispose()

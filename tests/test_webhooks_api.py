@@ -15,7 +15,7 @@ from werkzeug.test import TestResponse
 
 from flipkart_api import create_app
 from flipkart_api.db import session
-from flipkart_api.events.fanout import fan_out
+from flipkart_api.events.fanout import fan_out_pending
 from flipkart_api.events.models import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from flipkart_api.events.outbox import new_event_id
 from flipkart_api.settings import Settings, load_settings
@@ -444,7 +444,7 @@ def test_after_rotation_deliveries_are_signed_with_the_new_secret(
                 )
                 sess.add(event)
             event_id = event.event_id
-            (delivery_id,) = fan_out(sess, private_app.config["SETTINGS"], event.id)
+            _, (delivery_id,) = fan_out_pending(sess, private_app.config["SETTINGS"])
         drain(private_app)
         (received,) = receiver.received
         Webhook(new).verify(received.body, received.headers)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..orm import utcnow
@@ -24,6 +24,32 @@ from . import mail, signing, webhook_http, worker_metrics
 from .backoff import retry_delay
 from .models import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 
+DELIVERIES = cast(Table, Delivery.__table__)
+OUTBOX = cast(Table, OutboxEvent.__table__)
+ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
+ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
+# Built once (bound per call): a delivery's state, its event, and its endpoint if any.
+READ = (
+    select(
+        DELIVERIES.c.status, DELIVERIES.c.channel, DELIVERIES.c.recipient,
+        OUTBOX.c.event_id, OUTBOX.c.type, OUTBOX.c.created_at, OUTBOX.c.payload,
+        ENDPOINTS.c.url, ENDPOINTS.c.secret, ENDPOINTS.c.enabled,
+    )
+    .select_from(
+        DELIVERIES.join(OUTBOX, OUTBOX.c.id == DELIVERIES.c.event_id).outerjoin(
+            ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id
+        )
+    )
+    .where(DELIVERIES.c.id == bindparam("delivery_id"))
+)  # fmt: skip
+# The attempt counted, the lease and the last answer; status and delivered_at when it was ok.
+COUNT = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id == bindparam("delivery_id"))
+    .values(attempts=DELIVERIES.c.attempts + 1, lease_until=None)
+    .returning(DELIVERIES.c.attempts)
+)
+LOG = insert(ATTEMPTS)
 SNIPPET_CHARS = 1024
 # A receiver saying it is gone for good: no point trying for a day.
 GONE = 410
@@ -51,32 +77,23 @@ class Sent:
 
 def attempt(sess: Session, settings: Settings, delivery_id: int) -> Outcome:
     """Try `delivery_id` once if it is still pending; record the attempt and the new state."""
-    row = sess.execute(
-        select(Delivery, OutboxEvent)
-        .join(OutboxEvent, OutboxEvent.id == Delivery.event_id)
-        .where(Delivery.id == delivery_id)
-    ).first()
-    if row is None or row[0].status != "pending":
-        sess.rollback()
-        return Outcome("skipped")
-    delivery, event = row
-    channel, endpoint_id, recipient = delivery.channel, delivery.endpoint_id, delivery.recipient
-    envelope = _envelope(event)
-    endpoint = sess.get(WebhookEndpoint, endpoint_id) if endpoint_id is not None else None
-    target = (endpoint.url, endpoint.secret, endpoint.enabled) if endpoint else None
+    row = sess.execute(READ, {"delivery_id": delivery_id}).first()
     sess.rollback()  # no transaction (and no snapshot) held while the message travels
-    if channel == "email":
-        sent = _send_email(settings, envelope, recipient or "")
-    elif target is None or not target[2]:
+    if row is None or row.status != "pending":
+        return Outcome("skipped")
+    envelope = _envelope(row)
+    if row.channel == "email":
+        sent = _send_email(settings, envelope, row.recipient or "")
+    elif not row.enabled:  # disabled, or deleted since (NULL from the outer join)
         sent = Sent(False, True, None, 0.0, "endpoint disabled")
     else:
-        sent = _post_webhook(settings, envelope, target[0], target[1])
+        sent = _post_webhook(settings, envelope, row.url, row.secret)
     outcome = _record(sess, settings, delivery_id, sent)
-    worker_metrics.record(channel, outcome.status, sent.latency_ms)
+    worker_metrics.record(row.channel, outcome.status, sent.latency_ms)
     return outcome
 
 
-def _envelope(event: OutboxEvent) -> dict[str, Any]:
+def _envelope(event: Any) -> dict[str, Any]:
     """The event as receivers see it (the webhook body; the email's data)."""
     return {
         "id": event.event_id,
@@ -132,34 +149,35 @@ def _send_email(settings: Settings, envelope: dict[str, Any], recipient: str) ->
 def _record(sess: Session, settings: Settings, delivery_id: int, sent: Sent) -> Outcome:
     """Write the attempt and the delivery's new state; the outcome for the queue."""
     now = utcnow()
+    done = {"status": "delivered", "delivered_at": now} if sent.ok else {}
+    last = {"last_status_code": sent.status_code, "last_error": sent.error}
     with UnitOfWork(sess):
-        delivery = sess.get(Delivery, delivery_id, with_for_update=True)
-        if delivery is None:  # its endpoint was deleted meanwhile
+        attempts = sess.execute(COUNT.values(**last, **done), {"delivery_id": delivery_id}).scalar()
+        if attempts is None:  # its endpoint was deleted meanwhile
             return Outcome("skipped")
-        sess.add(
-            DeliveryAttempt(
-                delivery_id=delivery_id,
-                attempted_at=now,
-                ok=sent.ok,
-                status_code=sent.status_code,
-                latency_ms=round(sent.latency_ms, 3),
-                error=sent.error,
-                response_snippet=sent.snippet,
-            )
+        sess.execute(
+            LOG,
+            {
+                "delivery_id": delivery_id,
+                "attempted_at": now,
+                "ok": sent.ok,
+                "status_code": sent.status_code,
+                "latency_ms": round(sent.latency_ms, 3),
+                "error": sent.error,
+                "response_snippet": sent.snippet,
+            },
         )
-        delivery.attempts += 1
-        delivery.lease_until = None
-        delivery.last_status_code = sent.status_code
-        delivery.last_error = sent.error
         if sent.ok:
-            delivery.status, delivery.delivered_at = "delivered", now
             return Outcome("delivered")
-        if sent.permanent or delivery.attempts >= settings.delivery_max_attempts:
-            delivery.status = "dead"
+        if sent.permanent or attempts >= settings.delivery_max_attempts:
+            _set(sess, delivery_id, status="dead")
             return Outcome("dead")
         delay = retry_delay(
-            delivery.attempts, settings.delivery_retry_base_seconds,
-            settings.delivery_retry_max_seconds,
-        )  # fmt: skip
-        delivery.next_attempt_at = now + dt.timedelta(seconds=delay)
+            attempts, settings.delivery_retry_base_seconds, settings.delivery_retry_max_seconds
+        )
+        _set(sess, delivery_id, next_attempt_at=now + dt.timedelta(seconds=delay))
         return Outcome("retry", retry_in=delay)
+
+
+def _set(sess: Session, delivery_id: int, **values: Any) -> None:
+    sess.execute(update(DELIVERIES).where(DELIVERIES.c.id == delivery_id).values(**values))

@@ -24,9 +24,9 @@ from ..orm import utcnow
 from ..settings import Settings
 from ..uow import UnitOfWork
 from .attempts import attempt
-from .fanout import fan_out
+from .fanout import fan_out_pending
 from .housekeeping import run_housekeeping
-from .models import Delivery, OutboxEvent
+from .models import Delivery
 
 log = logging.getLogger(__name__)
 DELIVERIES = cast(Table, Delivery.__table__)
@@ -87,17 +87,7 @@ class EmbeddedWorker:
 
     def step(self, sess: Session) -> bool:
         """One round; True when there was work (so look again at once)."""
-        pks = list(
-            sess.scalars(
-                select(OutboxEvent.id)
-                .where(OutboxEvent.dispatched_at.is_(None))
-                .order_by(OutboxEvent.id)
-                .limit(BATCH)
-            )
-        )
-        sess.rollback()
-        for pk in pks:
-            fan_out(sess, self.settings, pk)
+        taken, _ = fan_out_pending(sess, self.settings)
         due = claim_due(sess, self.settings)
         for delivery_id in due:
             if self.stopping.is_set():
@@ -106,7 +96,7 @@ class EmbeddedWorker:
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
             run_housekeeping(sess, self.settings)
-        return bool(pks or due)
+        return bool(taken or due)
 
 
 def claim_due(sess: Session, settings: Settings) -> list[int]:

@@ -1,14 +1,21 @@
-"""Fanning an event out: one delivery per receiver, created once, in one transaction."""
+"""Fanning events out: one delivery per receiver, created once, in batches.
+
+The relay (the worker's loop on PostgreSQL, the embedded worker's on SQLite) takes the
+oldest undispatched events, marks them dispatched and inserts their deliveries in one
+transaction, so a fan-out cut short leaves nothing and one that runs twice creates nothing
+the second time. On PostgreSQL each delivery's job is deferred in that same transaction,
+and one relay runs at a time across all workers (an advisory lock): deliveries, and so
+their jobs, are created in event order, which is what keeps one subject's events in order.
+"""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..auth.models import User
-from ..db import rowcount
 from ..orm import utcnow
 from ..settings import Settings
 from ..uow import UnitOfWork
@@ -16,70 +23,92 @@ from .models import Delivery, OutboxEvent, WebhookEndpoint
 
 DELIVERIES = cast(Table, Delivery.__table__)
 OUTBOX = cast(Table, OutboxEvent.__table__)
+BATCH = 200  # events a transaction: the backlog drains in a few of them
 # Events the customer gets an email about.
 EMAILED = frozenset(
     {"order.placed", "order.confirmed", "order.shipped", "order.delivered", "order.cancelled"}
 )
+# pg_try_advisory_xact_lock's key for "the relay": any constant of our own.
+RELAY_LOCK = 0x666B_6F75_7462  # "fkoutb"
 
 
-def fan_out(sess: Session, settings: Settings, event_pk: int) -> list[int]:
-    """Create the event's deliveries unless that was done before; their ids.
+def fan_out_pending(sess: Session, settings: Settings, limit: int = BATCH) -> tuple[int, list[int]]:
+    """Dispatch up to `limit` of the oldest undispatched events: (events taken, delivery ids).
 
-    The claim (dispatched_at set where it was unset) and the deliveries commit together,
-    so a fan-out that is cut short leaves nothing, and one that ran twice creates nothing
-    the second time. On PostgreSQL each delivery's job is deferred in the same transaction.
+    (0, []) when there is nothing to do, or when another relay holds the lock right now.
     """
+    postgres = sess.get_bind().dialect.name == "postgresql"
     now = utcnow()
     with UnitOfWork(sess) as uow:
-        claimed = rowcount(
-            sess.execute(
-                update(OUTBOX)
-                .where(OUTBOX.c.id == event_pk, OUTBOX.c.dispatched_at.is_(None))
-                .values(dispatched_at=now)
-            )
+        if postgres and not sess.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK))):
+            uow.rollback()
+            return 0, []
+        oldest = (
+            select(OUTBOX.c.id)
+            .where(OUTBOX.c.dispatched_at.is_(None))
+            .order_by(OUTBOX.c.id)
+            .limit(limit)
+            .scalar_subquery()
         )
+        claimed = sess.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id.in_(oldest), OUTBOX.c.dispatched_at.is_(None))
+            .values(dispatched_at=now)
+            .returning(OUTBOX.c.id, OUTBOX.c.type, OUTBOX.c.subject, OUTBOX.c.payload)
+        ).all()
         if not claimed:
             uow.rollback()
-            return []
-        event = sess.execute(select(OutboxEvent).where(OutboxEvent.id == event_pk)).scalar_one()
-        rows = _receivers(sess, settings, event)
+            return 0, []
+        events = sorted(claimed, key=lambda event: event.id)
+        rows = [
+            {**row, "event_id": event.id, "status": "pending", "attempts": 0,
+             "next_attempt_at": now, "created_at": now}
+            for event, row in _receivers(sess, settings, events)
+        ]  # fmt: skip
         if not rows:
-            return []
-        created = sess.execute(
-            insert(DELIVERIES)
-            .values([{**row, "event_id": event_pk, "status": "pending", "attempts": 0,
-                      "next_attempt_at": now, "created_at": now} for row in rows])
-            .returning(DELIVERIES.c.id, DELIVERIES.c.lock_key)
-        ).all()  # fmt: skip
-        if sess.get_bind().dialect.name == "postgresql":
-            from .queue import defer_delivery
+            return len(events), []
+        created = sorted(
+            sess.execute(
+                insert(DELIVERIES).values(rows).returning(DELIVERIES.c.id, DELIVERIES.c.lock_key)
+            ).all()
+        )
+        if postgres:
+            from .queue import defer_deliveries
 
-            for delivery_id, lock_key in sorted(created):
-                defer_delivery(sess, delivery_id, lock_key)
-    return sorted(delivery_id for delivery_id, _ in created)
+            defer_deliveries(sess, [(delivery_id, lock_key) for delivery_id, lock_key in created])
+    return len(events), [delivery_id for delivery_id, _ in created]
 
 
-def _receivers(sess: Session, settings: Settings, event: OutboxEvent) -> list[dict[str, Any]]:
-    """The customer's mailbox (order events, when SMTP is set) and each subscribed endpoint."""
-    rows: list[dict[str, Any]] = []
-    if settings.smtp_url and event.type in EMAILED:
-        email = sess.scalar(select(User.email).where(User.id == event.payload.get("customer_id")))
-        if email:
-            rows.append(
-                {"channel": "email", "endpoint_id": None, "recipient": email,
-                 "lock_key": f"email:{event.subject}"}
-            )  # fmt: skip
+Row = tuple[Any, dict[str, Any]]
+
+
+def _receivers(sess: Session, settings: Settings, events: list[Any]) -> list[Row]:
+    """(event, delivery row) in event order: the customer's mailbox (order events, when SMTP
+    is set), then each enabled endpoint subscribed to the event's type."""
+    emails: dict[Any, str] = {}
+    emailed = [e for e in events if e.type in EMAILED] if settings.smtp_url else []
+    customers = {e.payload.get("customer_id") for e in emailed} - {None}
+    if customers:
+        emails = dict(sess.execute(select(User.id, User.email).where(User.id.in_(customers))).all())
     endpoints = sess.execute(
         select(WebhookEndpoint.id, WebhookEndpoint.event_types)
         .where(WebhookEndpoint.enabled.is_(True))
         .order_by(WebhookEndpoint.id)
     ).all()
-    for endpoint_id, types in endpoints:
-        if not types or event.type in types:
+    rows: list[Row] = []
+    for event in events:
+        email = emails.get(event.payload.get("customer_id")) if event.type in EMAILED else None
+        if email:
             rows.append(
-                {"channel": "webhook", "endpoint_id": endpoint_id, "recipient": None,
-                 "lock_key": f"webhook:{endpoint_id}:{event.subject}"}
+                (event, {"channel": "email", "endpoint_id": None, "recipient": email,
+                         "lock_key": f"email:{event.subject}"})
             )  # fmt: skip
+        for endpoint_id, types in endpoints:
+            if not types or event.type in types:
+                rows.append(
+                    (event, {"channel": "webhook", "endpoint_id": endpoint_id, "recipient": None,
+                             "lock_key": f"webhook:{endpoint_id}:{event.subject}"})
+                )  # fmt: skip
     return rows
 
 
@@ -96,9 +125,9 @@ def requeue(uow: UnitOfWork, delivery: Delivery) -> None:
     sess = uow.session
     sess.flush()
     if sess.get_bind().dialect.name == "postgresql":
-        from .queue import defer_delivery
+        from .queue import defer_deliveries
 
-        defer_delivery(sess, delivery.id, delivery.lock_key)
+        defer_deliveries(sess, [(delivery.id, delivery.lock_key)])
     else:
         from .embedded import wake
 

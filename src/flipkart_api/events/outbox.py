@@ -1,13 +1,13 @@
-"""Publishing an event: one row in the writer's own transaction, and a nudge to the worker.
+"""Publishing an event: one row in the writer's own transaction.
 
     with UnitOfWork(sess) as uow:
         ...change rows...
         publish(uow, "order.confirmed", f"order:{order.id}", {"order": ...})
 
 The row commits or rolls back with the change that caused it, so nothing is published for
-a rolled-back write and nothing is lost for a committed one. On PostgreSQL the job that
-fans the event out is deferred on the same connection, in the same transaction (queue.py);
-on SQLite the embedded worker is woken after the commit (embedded.py).
+a rolled-back write and nothing is lost for a committed one. The relay (fanout.py) takes
+committed rows from there: on PostgreSQL the worker's relay looks every RELAY_POLL_SECONDS
+(worker.py), on SQLite the embedded worker is woken after the commit (embedded.py).
 """
 
 from __future__ import annotations
@@ -48,22 +48,16 @@ def publish(uow: UnitOfWork, event_type: str, subject: str, payload: dict[str, A
     event_id = new_event_id()
     if not sess.info.get(EVENTS, True):
         return event_id  # EVENTS_ENABLED=false: nothing is written, nothing will be sent
-    pk: int = sess.execute(
-        insert(OUTBOX)
-        .values(
+    sess.execute(
+        insert(OUTBOX).values(
             event_id=event_id,
             type=event_type,
             subject=subject,
             payload=payload,
             created_at=utcnow(),
         )
-        .returning(OUTBOX.c.id)
-    ).scalar_one()
-    if sess.get_bind().dialect.name == "postgresql":
-        from .queue import defer_dispatch
-
-        defer_dispatch(sess, pk, subject)
-    else:
+    )
+    if sess.get_bind().dialect.name != "postgresql":
         from .embedded import wake
 
         uow.after_commit(wake)

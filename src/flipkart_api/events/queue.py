@@ -1,10 +1,10 @@
 """The job queue on PostgreSQL (procrastinate): the tasks, their retries, deferring them.
 
-Jobs are deferred on the writer's own psycopg connection, so a job exists exactly when the
-transaction that wanted it commits. Two kinds of job carry an event to its receivers:
-`dispatch` fans one event out into deliveries (fanout.py) and `deliver` makes one attempt
-at one delivery (attempts.py). Both carry a procrastinate lock: jobs sharing a lock run one
-at a time in the order they were deferred, a retried job included, which is what keeps the
+A `deliver` job makes one attempt at one delivery (attempts.py). The jobs are deferred by
+the relay (fanout.py) on its own psycopg connection, in the transaction that creates the
+deliveries, so a job exists exactly when its delivery does. Each carries a procrastinate
+lock, the delivery's lock key (receiver and subject): jobs sharing a lock run one at a
+time in the order they were deferred, a retried job included, which is what keeps the
 events of one order in order for each receiver (docs/reliability.md).
 """
 
@@ -28,9 +28,6 @@ QUEUE = "events"
 # again after 1, 2, 4 ... 60 s, for about a day; a delivery's own schedule is in backoff.py.
 UNEXPECTED_MAX_ATTEMPTS = 1500
 UNEXPECTED_MAX_DELAY = 60
-# Under a backlog a fanned-out event is sent before more events are fanned out: without it,
-# every delivery waited behind every dispatch job queued before it (the bench's lag).
-DELIVER_PRIORITY = 1
 
 
 class RetryLater(Exception):
@@ -68,16 +65,6 @@ def blueprint() -> Blueprint:
     them (namespace:name), so one blueprint shared by two apps would be prefixed twice.
     """
     tasks = Blueprint()
-
-    @tasks.task(name="dispatch", queue=QUEUE, pass_context=True, retry=Backoff())
-    def dispatch(context: JobContext, event_pk: int) -> None:
-        """Fan one event out into its deliveries (once, however often this runs)."""
-        from .. import db
-        from .fanout import fan_out
-
-        flask_app = _flask_app(context)
-        with flask_app.app_context():
-            fan_out(db.session(), flask_app.config["SETTINGS"], event_pk)
 
     @tasks.task(name="deliver", queue=QUEUE, pass_context=True, retry=Backoff())
     def deliver(context: JobContext, delivery_id: int) -> None:
@@ -128,22 +115,14 @@ def _driver_connection(sess: Session) -> Any:
     return sess.connection().connection.driver_connection
 
 
-def defer_dispatch(sess: Session, event_pk: int, subject: str) -> None:
-    """In the session's transaction: a job to fan the event out, after earlier ones of `subject`."""
-    _deferrer().configure_task(
-        f"{NAMESPACE}:dispatch",
-        queue=QUEUE,
-        lock=f"dispatch:{subject}",
-        connection=_driver_connection(sess),
-    ).defer(event_pk=event_pk)
-
-
-def defer_delivery(sess: Session, delivery_id: int, lock_key: str) -> None:
-    """In the session's transaction: a job to attempt the delivery, in its receiver's order."""
-    _deferrer().configure_task(
-        f"{NAMESPACE}:deliver",
-        queue=QUEUE,
-        lock=lock_key,
-        priority=DELIVER_PRIORITY,
-        connection=_driver_connection(sess),
-    ).defer(delivery_id=delivery_id)
+def defer_deliveries(sess: Session, deliveries: list[tuple[int, str]]) -> None:
+    """In the session's transaction, in the given order: a job per (delivery id, lock key)."""
+    deferrer = _deferrer()
+    connection = _driver_connection(sess)
+    jobs = [
+        deferrer.configure_task(
+            f"{NAMESPACE}:deliver", queue=QUEUE, lock=lock_key, connection=connection
+        ).make_new_job(delivery_id=delivery_id)
+        for delivery_id, lock_key in deliveries
+    ]
+    deferrer.job_manager.batch_defer_jobs(jobs=jobs, connection=connection)

@@ -1,8 +1,9 @@
 """`flipkart-api worker`: delivers events until SIGTERM, then finishes what it is sending.
 
-PostgreSQL: a procrastinate worker (queue.py) with WORKER_CONCURRENCY jobs at once, woken by
-LISTEN/NOTIFY, polling every WORKER_POLL_SECONDS for retries; on SIGTERM it takes no new job
-and waits for the running ones (bounded by their timeouts). SQLite: the embedded loop in the
+PostgreSQL: the relay (relay.py) fans committed events out into deliveries and their jobs,
+and a procrastinate worker (queue.py) runs WORKER_CONCURRENCY of those jobs at once, woken
+by LISTEN/NOTIFY, polling every WORKER_POLL_SECONDS for retries; on SIGTERM it takes no new
+job and waits for the running ones (bounded by their timeouts). SQLite: the embedded loop in the
 foreground. Either way /livez, /readyz and /metrics are served on WORKER_HEALTH_PORT.
 """
 
@@ -153,7 +154,10 @@ async def _run_procrastinate(flask_app: Any, settings: Settings, health: HealthS
                 **worker_options(settings, flask_app), install_signal_handlers=False
             )
 
+    from .relay import relay
+
     beating = asyncio.create_task(beat())
+    relaying = asyncio.create_task(relay(flask_app))
     delay = 1.0
     try:
         while not stopping.is_set():
@@ -177,3 +181,6 @@ async def _run_procrastinate(flask_app: Any, settings: Settings, health: HealthS
     finally:
         health.started = False
         beating.cancel()
+        relaying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relaying
