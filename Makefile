@@ -15,7 +15,7 @@ GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 IMAGE_NAME ?= flipkart-api
 PYTHON_IMAGE ?= python:3.13-slim
 
-.PHONY: run test test-unit test-slow test-docker test-swarm test-faults bench bench-quick bench-outbox lint lint-deploy typecheck check install \
+.PHONY: run test test-unit test-slow test-docker test-swarm test-faults bench bench-quick bench-outbox search-quality lint lint-deploy typecheck check install \
 	migrate seed clean image push backup restore backup-docker restore-docker audit lock
 .PHONY: help install-runtime render-vcl test-rules
 .DEFAULT_GOAL := help
@@ -95,6 +95,12 @@ bench-quick: $(STAMP) ## The same harness in under 3 minutes (figures not assert
 
 bench-outbox: $(STAMP) ## Orders/s with the outbox on and off, and webhook delivery lag at 100 orders/s (~3 min)
 	$(BIN)/python -m bench.outbox_cost
+
+# The judged queries of bench/search_judgments.json through GET /api/v1/products on SQLite and
+# a throwaway PostgreSQL; report in bench/results/search-quality-<date>.md. Exits 0 when the
+# targets are missed too (ARGS=--quick: 2,000 products instead of 5,000).
+search-quality: $(STAMP) ## Search relevance: nDCG@10, recall, zero results, typos over the judged queries (SQLite + PostgreSQL)
+	$(BIN)/python -m bench.search_quality $(ARGS)
 
 lint-deploy: $(STAMP) test-rules ## Dockerfile (hadolint), workflows (actionlint), Kubernetes manifests (kubernetes-validate), test-rules
 	$(BIN)/hadolint Dockerfile
