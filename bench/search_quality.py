@@ -32,6 +32,7 @@ from flask import Flask
 from sqlalchemy import text
 from tests import servers
 
+import flipkart_api
 from flipkart_api import create_app
 from flipkart_api.catalog.seed import seed_catalog
 from flipkart_api.db import session
@@ -42,7 +43,8 @@ from . import search_judgments as judgments
 from . import search_metrics as metrics
 from .search_report import markdown
 
-ROOT = Path(__file__).resolve().parents[1]
+# The checkout whose src/ is imported: the engine measured, wherever the bench itself is.
+ENGINE = Path(flipkart_api.__file__).resolve().parents[2]
 BACKENDS = ("sqlite", "postgresql")
 PRODUCTS, QUICK_PRODUCTS = 5000, 2000
 WORST = 15
@@ -189,7 +191,7 @@ def _revision() -> str:
     """The checked-out commit (and whether src/ differs from it): the engine measured."""
 
     def git(*args: str) -> str:
-        command = ["git", "-C", str(ROOT), *args]
+        command = ["git", "-C", str(ENGINE), *args]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         return done.stdout.strip()
 
