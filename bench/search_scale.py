@@ -26,7 +26,7 @@ from flipkart_api import create_app
 from flipkart_api.catalog.listing import build_query
 from flipkart_api.catalog.schemas import ProductQuery
 from flipkart_api.catalog.seed import seed_catalog
-from flipkart_api.catalog.service import descendant_ids
+from flipkart_api.catalog.service import descendant_ids, search_matcher
 from flipkart_api.db import session
 from flipkart_api.migrate import upgrade
 from flipkart_api.settings import load_settings
@@ -48,7 +48,8 @@ def _sql(app: Any, params: dict[str, str]) -> str:
     with app.app_context():
         query = ProductQuery.model_validate(params)
         ids = descendant_ids(session(), query.category) if query.category else None
-        stmt = build_query(query, "postgresql", ids)
+        found = search_matcher(session(), query.q, "postgresql") if query.q else None
+        stmt = build_query(query, "postgresql", ids, found=found)
         return str(stmt.compile(session().get_bind(), compile_kwargs={"literal_binds": True}))
 
 

@@ -46,6 +46,7 @@ TABLES = (
     "deliveries",
     "webhook_endpoints",
     "outbox_events",
+    "search_terms",
 )
 # The worker's queue on PostgreSQL (procrastinate's tables; SQLite has none).
 QUEUE_TABLES = (

@@ -304,11 +304,16 @@ def test_postgres_search_can_use_the_gin_indexes(pg_url: str) -> None:
 
     from flipkart_api.catalog.listing import build_query
     from flipkart_api.catalog.schemas import ProductQuery
+    from flipkart_api.catalog.search import matcher
+    from flipkart_api.catalog.search_plan import ClausePlan, SearchPlan
+    from flipkart_api.catalog.search_syntax import Term
 
     engine = create_engine(pg_url)
     plans = {}
+    samsung = SearchPlan((ClausePlan(exact=(Term(("samsung",)),), prefix="samsung"),))
     for sort in ("relevance", "newest"):
-        stmt = build_query(ProductQuery(q="samsung", sort=sort), "postgresql", None)
+        query = ProductQuery(q="samsung", sort=sort)
+        stmt = build_query(query, "postgresql", None, found=matcher(samsung, "postgresql"))
         sql = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
         with engine.begin() as conn:
             # Only the GIN indexes can answer now: no sequential scan, no walk of the primary

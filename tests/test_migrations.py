@@ -25,7 +25,10 @@ from . import servers
 POSTGRES_ONLY = {
     "search_vector", "title_vector", "body_vector",
     "ix_products_search_vector", "ix_products_title_vector", "ix_products_body_vector",
+    "ix_search_terms_trigram",
 }  # fmt: skip
+# SQLite's FTS5 tables (and their shadow tables): search indexes kept by triggers, not models.
+FTS5_TABLES = ("products_fts", "search_terms_trigrams")
 
 
 def _diff(url: str) -> list[object]:
@@ -35,10 +38,11 @@ def _diff(url: str) -> list[object]:
             conn,
             opts={
                 "compare_type": True,
-                # The tsvector columns and their indexes are PostgreSQL-only and not mapped.
+                # The tsvector columns, trigram and FTS5 indexes are per backend, not mapped.
                 # procrastinate's tables (the worker's queue) are its own schema, not models.
                 "include_object": lambda obj, name, type_, *_: (
-                    name not in POSTGRES_ONLY and not (name or "").startswith("procrastinate_")
+                    name not in POSTGRES_ONLY
+                    and not (name or "").startswith(("procrastinate_", *FTS5_TABLES))
                 ),
             },
         )

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
-    case,
     func,
     literal,
     select,
@@ -21,7 +20,7 @@ from ..pagination import decode_cursor
 from .models import Product
 from .page_rows import Ordering, keyset, ordering, page_select
 from .schemas import ProductQuery
-from .search import body_hint, relevance_union, text_match
+from .search import Matcher, relevance_union
 
 FEW = 500  # a price range holding at most this many products is sorted, not walked
 
@@ -92,25 +91,23 @@ def build_query(
     dialect: str,
     category_ids: list[int] | None,
     few: Collection[int] = (),
+    found: Matcher | None = None,
 ) -> Select[Any]:
     """SELECT products (+ sort key) for one page, with limit+1 rows to detect a next page.
 
-    Relevance is a tier: 2 when every term is in the name or brand, 1 when some are only in
-    the description; ties (most of them) go newest first, by id. `few`: the scopes (category
-    ids, or ALL) that price_range_probe found holding at most FEW products.
+    `found`: what `q` matches (search.matcher), given whenever q is; relevance is its tier,
+    ties (most of them) newest first, by id. `few`: the scopes (category ids, or ALL) that
+    price_range_probe found holding at most FEW products.
     """
     conditions = _filters(query)
-    relevance = None
-    if query.q:
-        match, in_title = text_match(dialect, query.q)
-        if dialect == "postgresql" and query.effective_sort == "relevance":
+    if query.q and found is not None:
+        if query.effective_sort == "relevance":
             if category_ids is not None:
                 conditions.append(Product.category_id.in_(category_ids))
-            return relevance_union(query, conditions, match, in_title, body_hint(query.q))
-        conditions.append(match)
-        relevance = case((in_title, 2), else_=1)
+            return relevance_union(query, conditions, found)
+        conditions.append(found.anywhere)
 
-    order = ordering(query.effective_sort, relevance)
+    order = ordering(query.effective_sort)
     if query.cursor:
         sort = query.effective_sort
         value, last_id = decode_cursor(query.cursor, sort, datetime_key=sort == "newest")

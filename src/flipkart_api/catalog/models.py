@@ -86,3 +86,19 @@ class Product(Base):
     def in_stock(self) -> bool:
         """True while at least one unit can be sold."""
         return self.stock > 0
+
+
+class SearchTerm(Base):
+    """A word of the catalog (product names, brands, descriptions, category names).
+
+    The lexicon typos and suggestions are looked up in (lexicon.py): `weight` is how many
+    products and categories brought the word in, never lowered (a word left behind by a
+    deleted product only costs a lookup). Trigram-indexed: pg_trgm on PostgreSQL, an FTS5
+    trigram table on SQLite (migration 0009).
+    """
+
+    __tablename__ = "search_terms"
+
+    term: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stem: Mapped[str] = mapped_column(String(40), index=True)  # search_words.stem(term)
+    weight: Mapped[int] = mapped_column(Integer, default=0)

@@ -20,10 +20,8 @@ class Ordering:
     descending: bool
 
 
-def ordering(sort: SortKey, relevance: ColumnElement[Any] | None) -> Ordering:
-    """The keyset ordering for a sort name; ties always break on id in the same direction."""
-    if sort == "relevance" and relevance is not None:
-        return Ordering(relevance, True)
+def ordering(sort: SortKey) -> Ordering:
+    """The keyset ordering for a sort other than relevance (search.py's tiers); ties on id."""
     keys: dict[str, Ordering] = {
         "newest": Ordering(Product.created_at, True),
         "price": Ordering(Product.price, False),

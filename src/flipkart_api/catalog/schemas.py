@@ -129,6 +129,9 @@ class ProductPage(BaseModel):
 
     items: list[ProductOut]
     next_cursor: str | None
+    did_you_mean: str | None = Field(
+        default=None, description="When `q` found nothing: a respelt query that finds something"
+    )
 
 
 class ProductQuery(StrictModel):

@@ -1,23 +1,35 @@
-"""Text search on products: what a query matches, per backend, and relevance by tier."""
+"""A search plan as SQL on each backend, and relevance as tiers walked newest first.
+
+PostgreSQL matches the generated tsvector columns (migrations 0001, 0003, 0004: everything,
+name and brand, the description's own words) with to_tsquery('english'); SQLite matches
+products_fts (migration 0009) with an FTS5 query. Both get the same plan (search_plan.py)
+and rank the same way:
+
+    3  every clause in the name or brand, or naming the product's category, as written
+    2  the same with typos corrected and the last word completed
+    1  every clause somewhere, the description included
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Select,
-    Text,
     and_,
-    cast,
-    column,
+    bindparam,
+    false,
     func,
     literal,
     literal_column,
     not_,
     or_,
     select,
+    text,
+    true,
     union_all,
 )
 
@@ -25,91 +37,176 @@ from ..pagination import decode_cursor
 from .models import Product
 from .page_rows import page_select
 from .schemas import ProductQuery
+from .search_plan import ClausePlan, SearchPlan
+from .search_syntax import Term
 
-MAX_TERMS = 8  # bounds the work a single `q` can ask of the SQLite fallback
-# websearch syntax beyond plain words: phrases, OR, exclusion (and hyphenated compounds)
-_OPERATORS = re.compile(r'["-]|\bor\b', re.IGNORECASE)
+TIERS = (3, 2, 1)
+_ENGLISH: ColumnElement[Any] = literal_column("'english'::regconfig")
+_VECTORS = {"all": "search_vector", "title": "title_vector", "body": "body_vector"}
+_FTS_COLUMNS = {"all": "", "title": "{name brand} : "}
 
 
-def _like(term: str) -> str:
-    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+@dataclass(frozen=True)
+class Matcher:
+    """The conditions of each tier; `tiers[t]` holds every product of tier t or above."""
+
+    tiers: dict[int, ColumnElement[bool]]
+    body_hint: ColumnElement[bool] | None  # implied by "tier 1 but not 2" (PostgreSQL)
+
+    @property
+    def anywhere(self) -> ColumnElement[bool]:
+        """Every product the query finds."""
+        return self.tiers[1]
 
 
-def text_match(dialect: str, q: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    """(matches anywhere, matches in name or brand) for the database at hand.
+# -- the words of a clause, in each engine's query language -------------------------
+def _pg(term: Term) -> str:
+    return " <-> ".join(f"'{w}'" for w in term.words)
 
-    PostgreSQL: generated tsvector columns with GIN indexes (see migrations 0001, 0003, 0004).
-    SQLite (development): every term must appear, as a substring, in the fields.
+
+def _fts(term: Term) -> str:
+    return '"' + " ".join(term.words) + '"'
+
+
+def _options(clause: ClausePlan, fuzzy: bool) -> tuple[list[Term], str | None]:
+    terms = [*clause.exact, *(clause.fuzzy if fuzzy else ())]
+    return terms, clause.prefix if fuzzy else None
+
+
+def _pg_clause(clause: ClausePlan, fuzzy: bool) -> str:
+    terms, prefix = _options(clause, fuzzy)
+    parts = [_pg(t) for t in terms] + ([f"'{prefix}':*"] if prefix else [])
+    return "(" + " | ".join(parts) + ")"
+
+
+def _fts_clause(clause: ClausePlan, fuzzy: bool) -> str:
+    terms, prefix = _options(clause, fuzzy)
+    parts = [_fts(t) for t in terms] + ([f'"{prefix}"*'] if prefix else [])
+    return "(" + " OR ".join(parts) + ")"
+
+
+def _pg_match(where: str, query: str) -> ColumnElement[bool]:
+    vector: ColumnElement[Any] = literal_column(f"products.{_VECTORS[where]}")
+    return vector.op("@@")(func.to_tsquery(_ENGLISH, query))
+
+
+def _fts_match(where: str, query: str) -> ColumnElement[bool]:
+    found = text("SELECT rowid FROM products_fts WHERE products_fts MATCH :m").bindparams(
+        bindparam("m", f"{_FTS_COLUMNS[where]}({query})", unique=True)  # one per MATCH in a query
+    )
+    return Product.id.in_(found.columns(literal_column("rowid")))
+
+
+# -- the tiers ---------------------------------------------------------------------------
+def _tier(
+    plan: SearchPlan,
+    where: str,
+    fuzzy: bool,
+    clause_text: Callable[[ClausePlan, bool], str],
+    match: Callable[[str, str], ColumnElement[bool]],
+    joiner: str,
+) -> ColumnElement[bool]:
+    """Every clause: its words in `where`, or the product in a category it names."""
+    plain, steered = [], []
+    for clause in plan.clauses:
+        categories = clause.exact_categories | (clause.fuzzy_categories if fuzzy else frozenset())
+        words = match(where, clause_text(clause, fuzzy))
+        if categories:
+            steered.append(or_(words, Product.category_id.in_(sorted(categories))))
+        else:
+            plain.append(clause_text(clause, fuzzy))
+    conditions = ([match(where, joiner.join(plain))] if plain else []) + steered
+    return and_(true(), *conditions)
+
+
+def matcher(plan: SearchPlan, dialect: str) -> Matcher:
+    """The tiers' conditions for `plan` on `dialect`, exclusions applied to each."""
+    postgres = dialect == "postgresql"
+    clause_text = _pg_clause if postgres else _fts_clause
+    match = _pg_match if postgres else _fts_match
+    joiner = " & " if postgres else " AND "
+    if not plan.clauses:
+        return Matcher({tier: false() for tier in TIERS}, None)
+    excluded: ColumnElement[bool] = true()
+    if plan.excluded:
+        if postgres:
+            ex = " | ".join(f"({_pg(t)})" for t in plan.excluded)
+        else:
+            ex = " OR ".join(_fts(t) for t in plan.excluded)
+        excluded = not_(match("all", ex))
+
+    def tier(where: str, fuzzy: bool) -> ColumnElement[bool]:
+        return and_(_tier(plan, where, fuzzy, clause_text, match, joiner), excluded)
+
+    tiers = {3: tier("title", False)}
+    tiers[2] = tier("title", True) if plan.has_fuzzy else tiers[3]
+    tiers[1] = tier("all", plan.has_fuzzy)
+    return Matcher(tiers, _body_hint(plan) if postgres else None)
+
+
+def _body_hint(plan: SearchPlan) -> ColumnElement[bool]:
+    """Some word of the query in the description but not the title: what tier 1 adds.
+
+    PostgreSQL cannot estimate `all AND NOT title` (the vectors are correlated) and walked
+    the table backwards when the tier was empty; this positive condition on body_vector
+    (migration 0004) has real statistics and an index.
     """
-    if dialect == "postgresql":
-        tsquery = func.websearch_to_tsquery(literal_column("'english'::regconfig"), q)
-        anywhere: ColumnElement[Any] = column("search_vector")
-        title: ColumnElement[Any] = column("title_vector")
-        return anywhere.op("@@")(tsquery), title.op("@@")(tsquery)
-    terms = [t for t in q.lower().split() if t][:MAX_TERMS]
-    in_title = [
-        or_(Product.name.ilike(_like(t), escape="\\"), Product.brand.ilike(_like(t), escape="\\"))
-        for t in terms
-    ]
-    anywhere_terms = [
-        or_(title, Product.description.ilike(_like(t), escape="\\"))
-        for t, title in zip(terms, in_title, strict=True)
-    ]
-    return and_(*anywhere_terms), and_(*in_title)
-
-
-def body_hint(q: str) -> ColumnElement[bool] | None:
-    """A positive, indexable condition implied by "matches, but not in the title" (PostgreSQL).
-
-    For plain words, a product that has every term but not every term in its name or brand
-    has some term only in its description: `body_vector` (migration 0004) matches any of the
-    terms. PostgreSQL can estimate and index that, unlike `NOT title_vector @@ q`. Phrases,
-    OR and exclusions break the implication, so they get no hint (and the slower plan).
-    """
-    if _OPERATORS.search(q):
-        return None
-    english: ColumnElement[Any] = literal_column("'english'::regconfig")
-    any_term = func.replace(cast(func.plainto_tsquery(english, q), Text), " & ", " | ")
-    return column("body_vector").op("@@")(func.to_tsquery(english, any_term))
+    words = {
+        word
+        for clause in plan.clauses
+        for term in (*clause.exact, *clause.fuzzy)
+        for word in term.words
+    }
+    parts = [f"'{w}'" for w in sorted(words)]
+    parts += [f"'{c.prefix}':*" for c in plan.clauses if c.prefix]
+    return _pg_match("body", " | ".join(parts))
 
 
 def relevance_union(
-    query: ProductQuery,
-    conditions: list[ColumnElement[bool]],
-    match: ColumnElement[bool],
-    in_title: ColumnElement[bool],
-    hint: ColumnElement[bool] | None,
+    query: ProductQuery, conditions: list[ColumnElement[bool]], found: Matcher
 ) -> Select[Any]:
-    """Relevance on PostgreSQL as one small, index-friendly query per tier.
+    """Relevance as one small, index-friendly query per tier.
 
-    Each branch is `WHERE <tier match> ORDER BY id DESC LIMIT n`, which PostgreSQL answers
-    either from the GIN index (rare terms) or by walking the primary key backwards until n
-    rows match (common terms) - never by ranking every match, so a term found in 100,000
+    Each branch is `WHERE <only this tier> ORDER BY id DESC LIMIT n`, which the engine
+    answers from its text index (rare words) or by walking the primary key backwards until
+    n rows match (common words) - never by ranking every match, so a word found in 100,000
     products costs about as much as one found in 100.
     """
     after_tier, after_id = None, None
     if query.cursor:
         after_tier, after_id = decode_cursor(query.cursor, "relevance", datetime_key=False)
+    own = {
+        3: found.tiers[3],
+        2: and_(found.tiers[2], not_(found.tiers[3])),
+        1: and_(
+            found.tiers[1],
+            *([found.body_hint] if found.body_hint is not None else []),
+            not_(found.tiers[2]),
+        ),
+    }
+    distinct = [3, 2, 1] if found.tiers[2] is not found.tiers[3] else [3, 1]
     branches = []
-    below_title = and_(match, not_(in_title)) if hint is None else and_(match, hint, not_(in_title))
-    for tier, condition in ((2, in_title), (1, below_title)):
+    for tier in distinct:
         if after_tier is not None and tier > after_tier:
             continue  # that tier was fully walked on earlier pages
-        where = [*conditions, condition]
+        where = [*conditions, own[tier]]
         if after_tier == tier:
             where.append(Product.id < after_id)
-        branches.append(
+        branch = (
             select(Product.id.label("id"), literal(tier).label("tier"))
             .where(*where)
             .order_by(Product.id.desc())
             .limit(query.limit + 1)
+            .subquery(f"tier{tier}")
         )
+        branches.append(select(branch.c.id, branch.c.tier))  # SQLite: LIMIT in a subquery
+    if not branches:  # a cursor past the last tier
+        branches.append(select(Product.id.label("id"), literal(0).label("tier")).where(false()))
     matches = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery("matches")
     tier_col = matches.c.tier
-    stmt = (
+    return (
         page_select(tier_col.label("sort_key"))
         .join(matches, matches.c.id == Product.id)
         .order_by(tier_col.desc(), Product.id.desc())
         .limit(query.limit + 1)
     )
-    return stmt

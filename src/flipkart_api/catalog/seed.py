@@ -13,9 +13,12 @@ from ..db import insert_ignoring_conflicts
 from ..orm import utcnow
 from ..seed_data import CATEGORIES, ProductSeed, iter_products
 from ..uow import UnitOfWork
+from .lexicon import add_words
 from .models import Category, Product
+from .search_words import count_words
 
 BATCH = 5000
+TEXT_FIELDS = ("name", "brand", "description")  # the product text the lexicon holds
 
 
 def seed_catalog(
@@ -38,6 +41,7 @@ def seed_catalog(
                     .values(slug=cat.slug, name=cat.name, parent_id=parent_id, created_at=now)
                     .returning(Category.id)
                 ).scalar_one()
+                add_words(sess, count_words([cat.name]))  # Core inserts: no mapper event
                 uow.after_commit(_invalidate_catalog)
 
     before = sess.scalar(select(func.count()).select_from(Product)) or 0
@@ -52,6 +56,8 @@ def seed_catalog(
             rows = [_row(p, ids[p.category_slug], now) for p in batch if p.sku not in present]
             if rows:
                 sess.execute(insert_ignoring_conflicts(sess, Product.__table__), rows)
+                texts = (" ".join(str(row[f]) for f in TEXT_FIELDS) for row in rows)
+                add_words(sess, count_words(texts))  # one count per product
                 uow.after_commit(_invalidate_catalog)
         done += len(batch)
         if progress:

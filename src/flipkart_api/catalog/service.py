@@ -13,6 +13,7 @@ from ..cache import Cached, cache
 from ..errors import Conflict, InvalidInput, NotFound
 from ..pagination import encode_cursor
 from ..uow import UnitOfWork
+from . import lexicon  # noqa: F401  (its mapper events keep the lexicon in step)
 from .cache_keys import (
     CATEGORIES,
     invalidate_products,
@@ -38,6 +39,9 @@ from .schemas import (
     ProductPatch,
     ProductQuery,
 )
+from .search import Matcher, matcher
+from .search_plan import CategoryWords, plan, respelt
+from .search_syntax import parse
 from .slugs import slugify
 
 
@@ -124,18 +128,53 @@ def list_products(sess: Session, query: ProductQuery) -> Cached:
 def _load_page(sess: Session, query: ProductQuery) -> ProductPage:
     category_ids = descendant_ids(sess, query.category) if query.category else None
     dialect = sess.get_bind().dialect.name
-    few: list[int] = []
-    if (probe := price_range_probe(query, dialect, category_ids)) is not None:
-        held: dict[int, int] = dict(sess.execute(probe).all())
-        few = scopes_with_few(held, category_ids)
-    stmt = build_query(query, dialect, category_ids, few=few)
-    rows = sess.execute(stmt).all()
+    found = search_matcher(sess, query.q, dialect) if query.q else None
+    rows = _page_rows(sess, query, dialect, category_ids, found)
     page, more = rows[: query.limit], len(rows) > query.limit
     next_cursor = None
     if more and page:
         last = page[-1]
         next_cursor = encode_cursor(query.effective_sort, last.sort_key, last.id)
-    return ProductPage(items=[_product_from_row(row) for row in page], next_cursor=next_cursor)
+    did_you_mean = None
+    if query.q and not page and not query.cursor:
+        did_you_mean = _did_you_mean(sess, query, dialect, category_ids)
+    return ProductPage(
+        items=[_product_from_row(row) for row in page],
+        next_cursor=next_cursor,
+        did_you_mean=did_you_mean,
+    )
+
+
+def search_matcher(sess: Session, q: str, dialect: str) -> Matcher:
+    """What `q` finds, as SQL: parsed, looked up in the lexicon and the category names."""
+    return matcher(plan(sess, parse(q), CategoryWords.load(sess)), dialect)
+
+
+def _page_rows(
+    sess: Session,
+    query: ProductQuery,
+    dialect: str,
+    category_ids: list[int] | None,
+    found: Matcher | None,
+) -> list[Row[Any]]:
+    few: list[int] = []
+    if (probe := price_range_probe(query, dialect, category_ids)) is not None:
+        held: dict[int, int] = dict(sess.execute(probe).all())
+        few = scopes_with_few(held, category_ids)
+    stmt = build_query(query, dialect, category_ids, few=few, found=found)
+    return list(sess.execute(stmt).all())
+
+
+def _did_you_mean(
+    sess: Session, query: ProductQuery, dialect: str, category_ids: list[int] | None
+) -> str | None:
+    """For a search that found nothing: the query respelt, if that finds something."""
+    other = respelt(sess, query.q or "")
+    if other is None:
+        return None
+    again = query.model_copy(update={"q": other, "limit": 1})
+    found = _page_rows(sess, again, dialect, category_ids, search_matcher(sess, other, dialect))
+    return other if found else None
 
 
 def _product_from_row(row: Row[Any]) -> ProductOut:

@@ -1,0 +1,169 @@
+"""The lexicon: the catalog's words, kept in step with its writes, and looked up by typo.
+
+Every product and category write adds its words (mapper events below, so no write path can
+forget; the seed adds a batch's words in one statement). A misspelt word is looked up by
+trigram, the engines' own index (pg_trgm's `%` on PostgreSQL, an FTS5 trigram table on
+SQLite, both over the same padded trigrams), and the candidates are ranked by edit
+distance (Damerau-Levenshtein, transpositions count once).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from rapidfuzz.distance import OSA
+from sqlalchemy import Connection, Table, event, func, inspect, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapper, Session
+
+from .models import Category, Product, SearchTerm
+from .search_words import count_words, stem, words_of
+
+TERMS = cast(Table, SearchTerm.__table__)
+CANDIDATES = 64  # trigram neighbours read per misspelt word, before edit distances
+# pg_trgm's similarity() floor for a neighbour: a 1-edit typo of a 4-letter word shares
+# about a quarter of its padded trigrams.
+SIMILARITY = 0.2
+_END = "\U0010ffff"  # sorts after every character: [p, p + _END) holds the words starting with p
+
+
+def typo_budget(word: str) -> int:
+    """Edits forgiven in a word: none below 4 letters or in numbers, 1 up to 6, then 2."""
+    if len(word) < 4 or any(ch.isdigit() for ch in word):
+        return 0
+    return 1 if len(word) <= 6 else 2
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A lexicon word near a misspelt one."""
+
+    term: str
+    distance: int
+    weight: int
+
+
+def add_words(conn: Connection | Session, counts: Counter[str]) -> None:
+    """Add these words (with how many texts held each) to the lexicon, or raise their weight."""
+    if not counts:
+        return
+    dialect = conn.get_bind().dialect.name if isinstance(conn, Session) else conn.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(TERMS)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[TERMS.c.term], set_={"weight": TERMS.c.weight + stmt.excluded.weight}
+    )
+    # In word order: concurrent writers lock the rows they share in the same order.
+    rows = [{"term": t, "stem": stem(t), "weight": counts[t]} for t in sorted(counts)]
+    conn.execute(stmt, rows)
+
+
+def known(sess: Session, words: Iterable[str]) -> set[str]:
+    """The words among `words` the lexicon holds, as written or by stem (phones: phone)."""
+    wanted = sorted(set(words))
+    if not wanted:
+        return set()
+    stems = {w: stem(w) for w in wanted}
+    rows = sess.execute(
+        select(TERMS.c.term, TERMS.c.stem).where(
+            or_(TERMS.c.term.in_(wanted), TERMS.c.stem.in_(sorted(set(stems.values()))))
+        )
+    )
+    held_terms, held_stems = set(), set()
+    for term, term_stem in rows:
+        held_terms.add(term)
+        held_stems.add(term_stem)
+    return {w for w in wanted if w in held_terms or stems[w] in held_stems}
+
+
+def neighbours(sess: Session, word: str, budget: int) -> list[Neighbour]:
+    """Lexicon words within `budget` edits of `word`, nearest and most used first."""
+    if budget <= 0:
+        return []
+    rows = _trigram_neighbours(sess, word)
+    found = []
+    for term, weight in rows:
+        distance = OSA.distance(word, term, score_cutoff=budget)
+        if 0 < distance <= budget:
+            found.append(Neighbour(term, distance, weight))
+    # A typo rarely hits the first letter: on equal distance, same first letter first.
+    return sorted(found, key=lambda n: (n.distance, n.term[0] != word[0], -n.weight, n.term))
+
+
+def starting_with(sess: Session, prefix: str, limit: int) -> list[tuple[str, int]]:
+    """(word, weight) of the lexicon words that start with `prefix`, most used first."""
+    rows = sess.execute(
+        select(TERMS.c.term, TERMS.c.weight)
+        .where(TERMS.c.term >= prefix, TERMS.c.term < prefix + _END)
+        .order_by(TERMS.c.weight.desc(), TERMS.c.term)
+        .limit(limit)
+    )
+    return [(term, weight) for term, weight in rows]
+
+
+def padded_trigrams(word: str) -> list[str]:
+    """pg_trgm's trigrams of one word: two spaces before it and one after."""
+    padded = f"  {word} "
+    return sorted({padded[i : i + 3] for i in range(len(padded) - 2)})
+
+
+def _trigram_neighbours(sess: Session, word: str) -> Sequence[Any]:
+    low, high = len(word) - 2, len(word) + 2
+    if sess.get_bind().dialect.name == "postgresql":
+        sess.execute(select(func.set_config("pg_trgm.similarity_threshold", str(SIMILARITY), True)))
+        return sess.execute(
+            text(
+                "SELECT term, weight FROM search_terms WHERE term % :w "
+                "AND length(term) BETWEEN :low AND :high "
+                "ORDER BY similarity(term, :w) DESC, weight DESC LIMIT :n"
+            ),
+            {"w": word, "low": low, "high": high, "n": CANDIDATES},
+        ).all()
+    match = " OR ".join('"' + gram.replace('"', '""') + '"' for gram in padded_trigrams(word))
+    return sess.execute(
+        text(
+            "SELECT t.term, t.weight FROM search_terms_trigrams g "
+            "JOIN search_terms t ON t.rowid = g.rowid "
+            "WHERE search_terms_trigrams MATCH :m AND length(t.term) BETWEEN :low AND :high "
+            "ORDER BY g.rank, t.weight DESC LIMIT :n"
+        ),
+        {"m": match, "low": low, "high": high, "n": CANDIDATES},
+    ).all()
+
+
+# -- kept in step with the writes ------------------------------------------------------
+def _product_text(product: Product) -> str:
+    return " ".join((product.name or "", product.brand or "", product.description or ""))
+
+
+def _new_words(target: Any, fields: tuple[str, ...]) -> Counter[str]:
+    """Words a changed object brings that its previous values did not have."""
+    state = inspect(target)
+    before: set[str] = set()
+    now: set[str] = set()
+    for name in fields:
+        history = state.attrs[name].history
+        if not history.has_changes():
+            continue
+        for value in history.deleted:
+            before.update(words_of(value or ""))
+        now.update(words_of(getattr(target, name) or ""))
+    return Counter(now - before)
+
+
+@event.listens_for(Product, "after_insert")
+def _product_added(_mapper: Mapper[Any], conn: Connection, target: Product) -> None:
+    add_words(conn, count_words([_product_text(target)]))
+
+
+@event.listens_for(Product, "after_update")
+def _product_changed(_mapper: Mapper[Any], conn: Connection, target: Product) -> None:
+    add_words(conn, _new_words(target, ("name", "brand", "description")))
+
+
+@event.listens_for(Category, "after_insert")
+def _category_added(_mapper: Mapper[Any], conn: Connection, target: Category) -> None:
+    add_words(conn, count_words([target.name or ""]))

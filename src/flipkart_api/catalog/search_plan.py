@@ -1,0 +1,192 @@
+"""From a parsed query to what each clause may match: words, typos, a prefix, categories.
+
+A clause's exact terms are what was written (and "256gb" as "256 gb"), with its synonyms;
+its fuzzy terms are the lexicon's nearest words to a word the lexicon does not hold (a
+typo) and, for the word being typed, every word it starts. A clause also matches every
+product of a category whose name holds its word (by stem: "mobile" is the Mobiles
+category, "tv" through its synonym the Televisions category), with the sub-categories.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import lexicon
+from .models import Category
+from .search_syntax import Clause, Parsed, Term, parse
+from .search_words import stem, synonyms, words_of
+
+TYPO_CHOICES = 3  # nearest lexicon words that stand for one misspelt word
+MIN_PREFIX = 2  # a shorter word being typed is matched as written only
+_NUMBER_UNIT = re.compile(r"^(\d+)([a-z]+)$")  # 256gb, 1tb, 500w
+
+
+@dataclass(frozen=True)
+class ClausePlan:
+    """What one clause may match; the `fuzzy_` parts rank below the exact ones."""
+
+    exact: tuple[Term, ...]
+    fuzzy: tuple[Term, ...] = ()
+    prefix: str | None = None
+    exact_categories: frozenset[int] = frozenset()
+    fuzzy_categories: frozenset[int] = frozenset()
+
+    @property
+    def has_fuzzy(self) -> bool:
+        """Whether typos, a prefix or a category named by a typo widen this clause."""
+        return bool(self.fuzzy or self.prefix or self.fuzzy_categories)
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Every clause must match; no excluded term may."""
+
+    clauses: tuple[ClausePlan, ...]
+    excluded: tuple[Term, ...] = ()
+    corrections: dict[str, str] = field(default_factory=dict)  # misspelt word -> nearest
+
+    @property
+    def has_fuzzy(self) -> bool:
+        """Whether any clause is widened (so the lower tiers are worth asking for)."""
+        return any(clause.has_fuzzy for clause in self.clauses)
+
+
+@dataclass(frozen=True)
+class CategoryWords:
+    """Each category's name stems and its sub-tree, read once per search."""
+
+    stems: dict[int, frozenset[str]]
+    subtree: dict[int, frozenset[int]]
+    prefixes: dict[int, tuple[str, ...]]  # the name's words, for the word being typed
+
+    @classmethod
+    def load(cls, sess: Session) -> CategoryWords:
+        """Read the (small) category table."""
+        rows = sess.execute(select(Category.id, Category.parent_id, Category.name)).all()
+        children: dict[int | None, list[int]] = {}
+        for category_id, parent_id, _ in rows:
+            children.setdefault(parent_id, []).append(category_id)
+
+        def below(root: int) -> frozenset[int]:
+            found, frontier = [root], [root]
+            while frontier:
+                frontier = [kid for parent in frontier for kid in children.get(parent, [])]
+                found.extend(frontier)
+            return frozenset(found)
+
+        return cls(
+            stems={cid: frozenset(stem(w) for w in words_of(name)) for cid, _, name in rows},
+            subtree={cid: below(cid) for cid, _, _ in rows},
+            prefixes={cid: tuple(words_of(name)) for cid, _, name in rows},
+        )
+
+    def named_by(self, terms: Iterable[Term]) -> frozenset[int]:
+        """Categories (and their sub-trees) whose name holds every word of one of the terms."""
+        found: set[int] = set()
+        for term in terms:
+            wanted = {stem(w) for w in term.words}
+            for category_id, stems in self.stems.items():
+                if wanted <= stems:
+                    found |= self.subtree[category_id]
+        return frozenset(found)
+
+    def started_by(self, prefix: str) -> frozenset[int]:
+        """Categories with a name word that starts with `prefix` (at least 3 letters)."""
+        if len(prefix) < 3:
+            return frozenset()
+        found: set[int] = set()
+        for category_id, words in self.prefixes.items():
+            if any(w.startswith(prefix) and w != prefix for w in words):
+                found |= self.subtree[category_id]
+        return frozenset(found)
+
+
+def _exact_terms(term: Term) -> list[Term]:
+    """The term, "256gb" also as "256 gb", and a single word's synonyms."""
+    terms = [term]
+    if term.is_word:
+        word = term.words[0]
+        if split := _NUMBER_UNIT.match(word):
+            terms.append(Term(split.groups()))
+        terms.extend(Term((other,)) for other in synonyms(word))
+    return terms
+
+
+def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan:
+    """Look the query's words up in the lexicon and the category names."""
+    single = [t.words[0] for c in parsed.clauses for t in c.terms if t.is_word]
+    held = lexicon.known(sess, single)
+    corrections: dict[str, str] = {}
+    clauses = []
+    for position, clause in enumerate(parsed.clauses):
+        exact = [t for term in clause.terms for t in _exact_terms(term)]
+        prefix = _typed(parsed, clause, last=position == len(parsed.clauses) - 1)
+        fuzzy: list[Term] = []
+        for term in clause.terms:
+            word = term.words[0]
+            if not term.is_word or word in held:
+                continue
+            if word == prefix and lexicon.starting_with(sess, word, 1):
+                continue  # a word being typed that starts real words is not misspelt (yet)
+            near = lexicon.neighbours(sess, word, lexicon.typo_budget(word))
+            near = [n for n in near if n.distance == near[0].distance][:TYPO_CHOICES]
+            if near:
+                corrections[word] = near[0].term
+            fuzzy.extend(Term((n.term,)) for n in near if Term((n.term,)) not in exact)
+        exact_categories = categories.named_by(exact)
+        fuzzy_categories = categories.named_by(fuzzy)
+        if prefix:
+            fuzzy_categories |= categories.started_by(prefix)
+        clauses.append(
+            ClausePlan(
+                exact=tuple(dict.fromkeys(exact)),
+                fuzzy=tuple(dict.fromkeys(fuzzy)),
+                prefix=prefix,
+                exact_categories=exact_categories,
+                fuzzy_categories=fuzzy_categories - exact_categories,
+            )
+        )
+    return SearchPlan(tuple(clauses), parsed.excluded, corrections)
+
+
+def _typed(parsed: Parsed, clause: Clause, *, last: bool) -> str | None:
+    """The word being typed, when it is this (last) clause's and long enough to complete."""
+    word = parsed.typing
+    if not last or word is None or len(word) < MIN_PREFIX:
+        return None
+    return word if Term((word,)) in clause.terms else None
+
+
+def respelt(sess: Session, q: str) -> str | None:
+    """`q` with each word the lexicon lacks replaced by its nearest word, one edit further
+    than searching forgives (for "did you mean"); None when there is nothing to respell."""
+    parsed = parse(q)
+    single = [t.words[0] for c in parsed.clauses for t in c.terms if t.is_word]
+    held = lexicon.known(sess, single)
+    changed = False
+    clauses = []
+    for clause in parsed.clauses:
+        options = []
+        for term in clause.terms:
+            word = term.words[0]
+            if term.is_word and word not in held:
+                budget = lexicon.typo_budget(word) + 1 if len(word) >= 3 else 0
+                if near := lexicon.neighbours(sess, word, budget):
+                    word, changed = near[0].term, True
+                options.append(word)
+            else:
+                options.append(_written(term))
+        clauses.append(" or ".join(options))
+    if not changed:
+        return None
+    return " ".join(clauses + [f"-{_written(t)}" for t in parsed.excluded])
+
+
+def _written(term: Term) -> str:
+    """A term as it would be typed: a word, or a phrase in quotes."""
+    return term.words[0] if term.is_word else '"' + " ".join(term.words) + '"'

@@ -1,0 +1,95 @@
+"""Words as search sees them: splitting, stems, stop words and synonyms (both backends).
+
+One splitting rule for what is indexed (the lexicon, lexicon.py) and what is asked (q,
+search_syntax.py), so a word typed is compared with the words stored. Stems are the
+Snowball English stemmer's, the dictionary behind PostgreSQL's 'english' configuration.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+
+import snowballstemmer
+
+# Letters and digits of any script; everything else (spaces, punctuation, _) separates.
+_SEPARATORS = re.compile(r"[\W_]+")
+MAX_WORD = 40  # longer "words" are noise (pasted ids, hashes) and are not indexed
+# PostgreSQL's tsearch_data/english.stop: dropped from queries on both backends, as
+# to_tsquery('english', ...) drops them, so SQLite asks for the same words.
+_STOP_FILE = (
+    "i me my myself we our ours ourselves you your yours yourself yourselves he him his "
+    "himself she her hers herself it its itself they them their theirs themselves what "
+    "which who whom this that these those am is are was were be been being have has had "
+    "having do does did doing a an the and but if or because as until while of at by for "
+    "with about against between into through during before after above below to from up "
+    "down in out on off over under again further then once here there when where why how "
+    "all any both each few more most other some such no nor not only own same so than too "
+    "very s t can will just don should now"
+)
+STOPWORDS = frozenset(_STOP_FILE.split())
+# Words a shopper uses for one another (each group's words are alternatives of each other).
+# In config rather than a table: a change is reviewed and deployed like code (decisions.md).
+SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("tv", "television"),
+    ("phone", "mobile", "smartphone", "cellphone"),
+    ("laptop", "notebook"),
+    ("earphone", "earbud"),
+    ("headphone", "headset"),
+    ("kurta", "kurti"),
+    ("tshirt", "tee"),
+    ("sofa", "couch"),
+    ("wardrobe", "almirah", "cupboard"),
+    ("fridge", "refrigerator"),
+    ("sneaker", "trainer"),
+    ("watch", "wristwatch"),
+    ("perfume", "fragrance"),
+    ("speaker", "soundbar"),
+)
+
+
+def normalise(text: str) -> str:
+    """NFKC and lower case: full-width and compatibility forms become plain letters."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def words_of(text: str) -> list[str]:
+    """The words of `text` in order, lower case, each at most MAX_WORD characters long."""
+    return [w for w in _SEPARATORS.split(normalise(text)) if w and len(w) <= MAX_WORD]
+
+
+def count_words(texts: Iterable[str]) -> Counter[str]:
+    """How many of `texts` hold each word (a word counts once per text)."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(set(words_of(text)))
+    return counts
+
+
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """The word's Snowball English stem: phones -> phone, televisions -> televis."""
+    stemmed: str = _STEMMER.stemWord(word)
+    return stemmed
+
+
+def synonyms(word: str) -> tuple[str, ...]:
+    """The other words of `word`'s synonym group (compared by stem), or ()."""
+    return _SYNONYMS.get(stem(word), ())
+
+
+def _synonym_index() -> dict[str, tuple[str, ...]]:
+    index: dict[str, tuple[str, ...]] = {}
+    for group in SYNONYM_GROUPS:
+        for word in group:
+            index[stem(word)] = tuple(other for other in group if other != word)
+    return index
+
+
+_SYNONYMS = _synonym_index()

@@ -1,0 +1,180 @@
+"""Search as shoppers type it, the same on SQLite (FTS5) and PostgreSQL (tsvector + pg_trgm).
+
+Every test runs on both backends over the demo catalog (CATALOG products: 20 of each leaf
+category), through the API.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flipkart_api.catalog.seed import seed_catalog
+from flipkart_api.db import session
+
+from .test_catalog import walk
+
+CATALOG = 400
+
+
+@pytest.fixture
+def catalog(app: Flask) -> Flask:
+    """The demo catalog, big enough that every brand and series is there."""
+    with app.app_context():
+        seed_catalog(session(), CATALOG)
+    return app
+
+
+def search(client: FlaskClient, q: str, **params: Any) -> dict[str, Any]:
+    """One page of GET /api/v1/products?q=..., as JSON (asserting the 200)."""
+    query = urllib.parse.urlencode({"q": q, **params})
+    response = client.get(f"/api/v1/products?{query}")
+    assert response.status_code == 200, (q, response.get_json())
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def names(client: FlaskClient, q: str, limit: int = 10) -> list[str]:
+    """The names on the first page."""
+    return [p["name"] for p in search(client, q, limit=limit)["items"]]
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("samsng", "samsung"), ("iphnoe", "iphone"), ("lenvo", "lenovo"), ("addidas", "adidas"),
+        ("headphnes", "headphones"), ("televsion", "television"), ("prestgie", "prestige"),
+        ("mixr grinder", "mixer grinder"), ("sennhieser", "sennheiser"),
+        ("blutooth speker", "bluetooth speaker"),
+    ],
+)  # fmt: skip
+def test_a_typo_finds_what_was_meant(
+    catalog: Flask, client: FlaskClient, typo: str, meant: str
+) -> None:
+    """One or two edits away (transpositions count once): the same first page as spelt right."""
+    spelt_right = names(client, meant, limit=5)
+    assert spelt_right, meant
+    assert names(client, typo, limit=5) == spelt_right, typo
+
+
+def test_exact_words_rank_above_typo_corrections(
+    catalog: Flask, client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    """ "sony" is a brand; "Sonu" a product whose name is one edit away: Sony comes first."""
+    product = {
+        "sku": "SONU-1", "name": "Sonu Cotton Kurta", "brand": "Sonu", "category": "women",
+        "price": 49900, "mrp": 49900, "stock": 3,
+    }  # fmt: skip
+    assert client.post("/api/v1/products", json=product, headers=admin_headers).status_code == 201
+    found = walk(client, "q=sony&limit=50")
+    brands = [p["brand"] for p in found]
+    assert "Sonu" not in brands  # a known word is not respelt
+    assert set(brands) == {"Sony"}, brands
+    assert [p["brand"] for p in walk(client, "q=sonu&limit=50")] == ["Sonu"]
+
+
+def test_the_word_being_typed_is_a_prefix(catalog: Flask, client: FlaskClient) -> None:
+    assert all(n.startswith("Samsung") for n in names(client, "sams"))
+    galaxy = names(client, "galaxy s2")
+    assert galaxy
+    assert all("Galaxy S24" in n for n in galaxy), galaxy
+    laptops = search(client, "lapt", limit=5)["items"]
+    assert laptops
+    assert {p["category"]["slug"] for p in laptops} == {"laptops"}
+
+
+@pytest.mark.parametrize(
+    ("q", "leaf"),
+    [
+        ("mobile", "mobiles"), ("mobiles", "mobiles"), ("phone", "mobiles"), ("phones", "mobiles"),
+        ("smartphone", "mobiles"), ("tv", "televisions"), ("television", "televisions"),
+        ("kitchen appliances", "kitchen-appliances"), ("footwear", "footwear"),
+        ("laptops", "laptops"), ("notebook", "laptops"),
+    ],
+)  # fmt: skip
+def test_category_words_and_synonyms_steer(
+    catalog: Flask, client: FlaskClient, q: str, leaf: str
+) -> None:
+    """ "phones" finds the Mobiles category (it used to find headphones only)."""
+    items = search(client, q, limit=20)["items"]
+    assert len(items) == 20, q
+    assert {p["category"]["slug"] for p in items} == {leaf}, (q, [p["name"] for p in items])
+
+
+def test_a_top_category_word_covers_its_sub_categories(catalog: Flask, client: FlaskClient) -> None:
+    found = {p["category"]["slug"] for p in walk(client, "q=electronics&limit=100")}
+    assert found == {"mobiles", "laptops", "audio", "televisions", "cameras"}
+
+
+def test_web_search_syntax(catalog: Flask, client: FlaskClient) -> None:
+    phrase = walk(client, "q=%22mixer%20grinder%22&limit=50")
+    assert phrase
+    assert all("Mixer Grinder" in p["name"] for p in phrase)
+    shoes = walk(client, "q=shoes%20-running&limit=50")
+    assert shoes
+    assert not any("running" in (p["name"] + p["description"]).lower() for p in shoes)
+    assert any("Running" in p["name"] for p in walk(client, "q=shoes&limit=50"))
+    either = {p["brand"] for p in walk(client, "q=puma%20or%20adidas&limit=50")}
+    assert either == {"Puma", "Adidas"}
+    # a trailing `or` is not a word, and never a substring ("Forest Green" has "or" in it)
+    assert names(client, "phone or", limit=20) == names(client, "phone", limit=20)
+
+
+def test_words_are_words_not_substrings(catalog: Flask, client: FlaskClient) -> None:
+    found = walk(client, "q=ear&limit=100")  # in "wear", "year", "gear": not a word of them
+    assert all(
+        any(w.startswith("ear") for w in (p["name"] + " " + p["description"]).lower().split())
+        for p in found
+    ), [p["name"] for p in found]
+
+
+@pytest.mark.parametrize(
+    "q",
+    ['"', '"unclosed phrase', "-", "--", "-samsung", "*", "sam*", "NEAR(a b)", "a:b",
+     "{name}:x", "'", "\\", "samsung AND", "OR", "or or", "(", ")", "^", "the", "!!!", "😀",
+     "x" * 200, "'samsung' | 'lg'", "a & b", "<->", "colour:black"],
+)  # fmt: skip
+def test_query_syntax_never_breaks_the_engines(catalog: Flask, client: FlaskClient, q: str) -> None:
+    """FTS5 and to_tsquery both have a syntax; what a shopper types is never fed to either."""
+    search(client, q)  # asserts the 200
+
+
+def test_nothing_to_look_for_finds_nothing(catalog: Flask, client: FlaskClient) -> None:
+    assert search(client, "the of and")["items"] == []
+    assert search(client, "-samsung")["items"] == []  # only an exclusion
+
+
+def test_did_you_mean_when_nothing_is_found(catalog: Flask, client: FlaskClient) -> None:
+    """Two edits in a six-letter word is past what search forgives; "did you mean" is not."""
+    body = search(client, "samsvg")
+    assert body["items"] == []
+    assert body["did_you_mean"] == "samsung"
+    assert search(client, body["did_you_mean"])["items"]
+    assert search(client, "zzqxvw")["did_you_mean"] is None
+    assert search(client, "samsung")["did_you_mean"] is None
+
+
+def test_the_lexicon_follows_the_catalog(
+    catalog: Flask, client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    """A new product's words are typo-tolerant at once; a rename, and a delete, show at once."""
+    product = {
+        "sku": "ZX-1", "name": "Zyxoria Blender 600 W", "brand": "Zyxoria",
+        "category": "kitchen-appliances", "price": 199900, "mrp": 249900, "stock": 4,
+    }  # fmt: skip
+    created = client.post("/api/v1/products", json=product, headers=admin_headers)
+    assert created.status_code == 201
+    pid = created.get_json()["id"]
+    assert names(client, "zyxorai") == ["Zyxoria Blender 600 W"]
+    renamed = client.patch(
+        f"/api/v1/products/{pid}", json={"name": "Quorvex Blender 600 W"}, headers=admin_headers
+    )
+    assert renamed.status_code == 200
+    assert names(client, "quorvx") == ["Quorvex Blender 600 W"]
+    assert names(client, "zyxoria blender") == ["Quorvex Blender 600 W"]  # the brand stayed
+    assert client.delete(f"/api/v1/products/{pid}", headers=admin_headers).status_code == 204
+    assert names(client, "quorvex") == []
