@@ -56,6 +56,7 @@ QUEUE_TABLES = (
     "procrastinate_workers",
 )
 SEED_PRODUCTS = 60
+CATALOG = 400  # the search and facet tests' catalog
 ADMIN = {"email": "admin@example.in", "password": "admin-password-1"}
 # Servers configured means the dev-only key may not sign: every such test passes this.
 TEST_SECRET_KEY = "test-only-secret-key-" + "x" * 32
@@ -201,6 +202,14 @@ def seeded(app: Flask) -> Flask:
     """The demo category tree and SEED_PRODUCTS products."""
     with app.app_context():
         seed_catalog(session(), SEED_PRODUCTS)
+    return app
+
+
+@pytest.fixture
+def catalog(app: Flask) -> Flask:
+    """The demo catalog at CATALOG products: 20 of each leaf, every brand and series there."""
+    with app.app_context():
+        seed_catalog(session(), CATALOG)
     return app
 
 

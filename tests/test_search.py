@@ -1,7 +1,7 @@
 """Search as shoppers type it, the same on SQLite (FTS5) and PostgreSQL (tsvector + pg_trgm).
 
-Every test runs on both backends over the demo catalog (CATALOG products: 20 of each leaf
-category), through the API.
+Every test runs on both backends over the demo catalog (conftest's `catalog`: 20 products
+of each leaf category), through the API.
 """
 
 from __future__ import annotations
@@ -13,20 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from flipkart_api.catalog.seed import seed_catalog
-from flipkart_api.db import session
-
 from .test_catalog import walk
-
-CATALOG = 400
-
-
-@pytest.fixture
-def catalog(app: Flask) -> Flask:
-    """The demo catalog, big enough that every brand and series is there."""
-    with app.app_context():
-        seed_catalog(session(), CATALOG)
-    return app
 
 
 def search(client: FlaskClient, q: str, **params: Any) -> dict[str, Any]:

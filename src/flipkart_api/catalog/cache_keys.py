@@ -49,12 +49,13 @@ def product_surrogate_key(product_id: int) -> str:
 def list_surrogate_keys(query: ProductQuery, page: bytes) -> tuple[str, ...]:
     """The keys of a list page: every list, the products on it, the fields it depends on."""
     keys = [LISTS, *(product_surrogate_key(int(i)) for i in _ITEM_ID.findall(page))]
+    facets = query.facet_names  # counts over every match, not only the page's products
     priced = query.min_price is not None or query.max_price is not None
-    if priced or query.effective_sort in ("price", "-price"):
+    if priced or query.effective_sort in ("price", "-price") or "price" in facets:
         keys.append(BY_PRICE)
-    if query.in_stock is not None:
+    if query.in_stock is not None or "in_stock" in facets:
         keys.append(BY_STOCK)
-    if query.q is not None or query.brand is not None:
+    if query.q is not None or query.brand is not None or "brand" in facets:
         keys.append(BY_TEXT)
     return tuple(keys)
 

@@ -34,12 +34,15 @@ def _price_range(query: ProductQuery) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _filters(query: ProductQuery) -> list[ColumnElement[bool]]:
-    conditions = _price_range(query)
-    if query.brand:
+def filters(query: ProductQuery, but: str | None = None) -> list[ColumnElement[bool]]:
+    """The query's filters other than category (and other than `but`, a facet's own)."""
+    conditions = _price_range(query) if but != "price" else []
+    if query.brand and but != "brand":
         conditions.append(func.lower(Product.brand) == query.brand.strip().lower())
-    if query.in_stock is not None:
+    if query.in_stock is not None and but != "in_stock":
         conditions.append(Product.stock > 0 if query.in_stock else Product.stock == 0)
+    if query.min_rating is not None and but != "rating":
+        conditions.append(Product.rating >= query.min_rating)
     return conditions
 
 
@@ -99,7 +102,7 @@ def build_query(
     ties (most of them) newest first, by id. `few`: the scopes (category ids, or ALL) that
     price_range_probe found holding at most FEW products.
     """
-    conditions = _filters(query)
+    conditions = filters(query)
     if query.q and found is not None:
         if query.effective_sort == "relevance":
             if category_ids is not None:

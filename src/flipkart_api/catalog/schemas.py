@@ -124,11 +124,69 @@ class ProductOut(BaseModel):
     updated_at: dt.datetime
 
 
+FACETS = ("brand", "category", "price", "rating", "in_stock")
+FacetList = Annotated[
+    str,
+    StringConstraints(pattern=rf"^({'|'.join(FACETS)})(,({'|'.join(FACETS)}))*$"),
+    Field(description="Counts to return beside the page: any of " + ", ".join(FACETS)),
+]
+
+
+class BrandCount(BaseModel):
+    """Products of one brand."""
+
+    brand: str
+    count: int
+
+
+class CategoryCount(BaseModel):
+    """Products in a category or below it."""
+
+    id: int
+    slug: str
+    name: str
+    parent_id: int | None
+    count: int
+
+
+class PriceBucket(BaseModel):
+    """Products priced from `min` (inclusive) to `max` (exclusive; null: no upper bound)."""
+
+    min: int
+    max: int | None
+    count: int
+
+
+class RatingCount(BaseModel):
+    """Products rated `at_least` or more."""
+
+    at_least: int
+    count: int
+
+
+class StockCount(BaseModel):
+    """Products that can be sold now, and those that cannot."""
+
+    in_stock: int
+    out_of_stock: int
+
+
+class Facets(BaseModel):
+    """Counts of what the query finds, each under every filter but its own (null: not asked)."""
+
+    brand: list[BrandCount] | None = None
+    category: list[CategoryCount] | None = None
+    price: list[PriceBucket] | None = None
+    rating: list[RatingCount] | None = None
+    in_stock: StockCount | None = None
+
+
 class ProductPage(BaseModel):
     """One page of products; pass next_cursor back as `cursor` for the next one."""
 
     items: list[ProductOut]
     next_cursor: str | None
+    facets: Facets | None = Field(default=None, description="When `facets` asked for counts")
     did_you_mean: str | None = Field(
         default=None, description="When `q` found nothing: a respelt query that finds something"
     )
@@ -149,9 +207,11 @@ class ProductQuery(StrictModel):
     min_price: Annotated[int, Field(ge=0, le=MAX_PAISE)] | None = None
     max_price: Annotated[int, Field(ge=0, le=MAX_PAISE)] | None = None
     in_stock: QueryBool | None = None
+    min_rating: Annotated[float, Field(ge=0, le=5)] | None = None
     sort: SortKey | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    facets: FacetList | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> ProductQuery:
@@ -161,6 +221,12 @@ class ProductQuery(StrictModel):
         if self.sort == "relevance" and self.q is None:
             raise FieldError("sort", "relevance needs q")
         return self
+
+    @property
+    def facet_names(self) -> tuple[str, ...]:
+        """The facets asked for, each once, in FACETS order."""
+        asked = set((self.facets or "").split(","))
+        return tuple(name for name in FACETS if name in asked)
 
     @property
     def effective_sort(self) -> SortKey:

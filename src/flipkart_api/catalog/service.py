@@ -23,6 +23,7 @@ from .cache_keys import (
     product_key,
     product_surrogate_key,
 )
+from .facets import facet_counts
 from .listing import build_query, price_range_probe, scopes_with_few
 from .models import Category, Product, discount_percent
 from .product_slugs import free_product_slug
@@ -138,9 +139,11 @@ def _load_page(sess: Session, query: ProductQuery) -> ProductPage:
     did_you_mean = None
     if query.q and not page and not query.cursor:
         did_you_mean = _did_you_mean(sess, query, dialect, category_ids)
+    facets = facet_counts(sess, query, category_ids, found) if query.facet_names else None
     return ProductPage(
         items=[_product_from_row(row) for row in page],
         next_cursor=next_cursor,
+        facets=facets,
         did_you_mean=did_you_mean,
     )
 
