@@ -24,9 +24,9 @@ from tests import servers
 
 from flipkart_api import create_app
 from flipkart_api.catalog.listing import build_query
+from flipkart_api.catalog.pages import descendant_ids, search_matcher
 from flipkart_api.catalog.schemas import ProductQuery
 from flipkart_api.catalog.seed import seed_catalog
-from flipkart_api.catalog.service import descendant_ids, search_matcher
 from flipkart_api.db import session
 from flipkart_api.migrate import upgrade
 from flipkart_api.settings import load_settings

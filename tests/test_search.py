@@ -67,8 +67,9 @@ def test_exact_words_rank_above_typo_corrections(
 def test_the_word_being_typed_is_a_prefix(catalog: Flask, client: FlaskClient) -> None:
     assert all(n.startswith("Samsung") for n in names(client, "sams"))
     galaxy = names(client, "galaxy s2")
-    assert galaxy
-    assert all("Galaxy S24" in n for n in galaxy), galaxy
+    s24 = [n for n in galaxy if "Galaxy S24" in n]
+    assert s24
+    assert galaxy[: len(s24)] == s24, galaxy  # then other Galaxy phones (all but one word)
     laptops = search(client, "lapt", limit=5)["items"]
     assert laptops
     assert {p["category"]["slug"] for p in laptops} == {"laptops"}
@@ -135,14 +136,38 @@ def test_nothing_to_look_for_finds_nothing(catalog: Flask, client: FlaskClient) 
     assert search(client, "-samsung")["items"] == []  # only an exclusion
 
 
-def test_did_you_mean_when_nothing_is_found(catalog: Flask, client: FlaskClient) -> None:
-    """Two edits in a six-letter word is past what search forgives; "did you mean" is not."""
-    body = search(client, "samsvg")
-    assert body["items"] == []
-    assert body["did_you_mean"] == "samsung"
-    assert search(client, body["did_you_mean"])["items"]
-    assert search(client, "zzqxvw")["did_you_mean"] is None
-    assert search(client, "samsung")["did_you_mean"] is None
+def test_a_query_that_finds_nothing_shows_what_it_meant(
+    catalog: Flask, client: FlaskClient
+) -> None:
+    """Two edits in a six-letter word is past what search forgives: when that finds nothing,
+    the results are those of the query respelt, and the answer says so (on every page)."""
+    body = search(client, "samsvg", limit=2)
+    assert body["showing_results_for"] == "samsung"
+    assert [p["id"] for p in body["items"]] == [
+        p["id"] for p in search(client, "samsung", limit=2)["items"]
+    ]
+    spelt = [p["id"] for p in walk(client, "q=samsung&limit=7")]
+    assert [p["id"] for p in walk(client, "q=samsvg&limit=7")] == spelt
+    later = search(client, "samsvg", limit=2, cursor=body["next_cursor"])
+    assert later["showing_results_for"] == "samsung"
+    nothing = search(client, "zzqxvw")
+    assert (nothing["items"], nothing["showing_results_for"]) == ([], None)
+    assert search(client, "samsung")["showing_results_for"] is None
+
+
+def test_all_but_one_word_comes_after_every_word(catalog: Flask, client: FlaskClient) -> None:
+    """ "samsung tv": Samsung TVs first, then other Samsung products (Meilisearch's "last")."""
+    found = walk(client, "q=samsung%20tv&limit=10")
+    slugs = [p["category"]["slug"] for p in found]
+    assert {p["brand"] for p in found} == {"Samsung"}
+    tvs = slugs.count("televisions")
+    assert tvs > 0
+    assert slugs[:tvs] == ["televisions"] * tvs
+    assert "mobiles" in slugs[tvs:]
+    # a word nothing can match is the one dropped, wherever it is
+    polo = walk(client, "q=xqzv%20polo&limit=10")
+    assert polo
+    assert all("polo" in (p["name"] + " " + p["brand"]).lower() for p in polo)
 
 
 def test_the_lexicon_follows_the_catalog(

@@ -20,13 +20,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapper, Session
 
 from .models import Category, Product, SearchTerm
-from .search_words import count_words, stem, words_of
+from .search_words import count_words, fold, stem, words_of
 
 TERMS = cast(Table, SearchTerm.__table__)
 CANDIDATES = 64  # trigram neighbours read per misspelt word, before edit distances
 # pg_trgm's similarity() floor for a neighbour: a 1-edit typo of a 4-letter word shares
-# about a quarter of its padded trigrams.
-SIMILARITY = 0.2
+# about a quarter of its padded trigrams, "labtob" a sixth of "laptop"'s.
+SIMILARITY = 0.15
 _END = "\U0010ffff"  # sorts after every character: [p, p + _END) holds the words starting with p
 
 
@@ -57,7 +57,9 @@ def add_words(conn: Connection | Session, counts: Counter[str]) -> None:
         index_elements=[TERMS.c.term], set_={"weight": TERMS.c.weight + stmt.excluded.weight}
     )
     # In word order: concurrent writers lock the rows they share in the same order.
-    rows = [{"term": t, "stem": stem(t), "weight": counts[t]} for t in sorted(counts)]
+    rows = [
+        {"term": t, "stem": stem(t), "folded": fold(t), "weight": counts[t]} for t in sorted(counts)
+    ]
     conn.execute(stmt, rows)
 
 
@@ -80,14 +82,24 @@ def known(sess: Session, words: Iterable[str]) -> set[str]:
 
 
 def neighbours(sess: Session, word: str, budget: int) -> list[Neighbour]:
-    """Lexicon words within `budget` edits of `word`, nearest and most used first."""
-    if budget <= 0:
-        return []
-    rows = _trigram_neighbours(sess, word)
+    """Lexicon words within `budget` edits of `word`, nearest and most used first.
+
+    Candidates share at least SIMILARITY of their padded trigrams with the word (pg_trgm's
+    similarity, computed here too so both backends take the same ones); accents are folded
+    away first, so lakme finds lakmé at distance 0 and loreal finds oréal at 1.
+    """
+    folded = fold(word)
+    swapped = _transposed(folded) if budget else set()
+    candidates = {*_trigram_neighbours(sess, folded), *_held(sess, swapped)}
     found = []
-    for term, weight in rows:
-        distance = OSA.distance(word, term, score_cutoff=budget)
-        if 0 < distance <= budget:
+    for term, weight in candidates:
+        folded_term = fold(term)
+        if term == word:
+            continue
+        if folded_term not in swapped and similarity(folded, folded_term) < SIMILARITY:
+            continue
+        distance = OSA.distance(folded, folded_term, score_cutoff=budget)
+        if distance <= budget:
             found.append(Neighbour(term, distance, weight))
     # A typo rarely hits the first letter: on equal distance, same first letter first.
     return sorted(found, key=lambda n: (n.distance, n.term[0] != word[0], -n.weight, n.term))
@@ -104,30 +116,56 @@ def starting_with(sess: Session, prefix: str, limit: int) -> list[tuple[str, int
     return [(term, weight) for term, weight in rows]
 
 
-def padded_trigrams(word: str) -> list[str]:
+def _transposed(word: str) -> set[str]:
+    """The word with two neighbouring letters swapped, each way it can be (lgeo: lego).
+
+    A swap in a short word breaks most of its trigrams ("lgeo" and "lego" share one of
+    nine), so trigrams alone miss the commonest typo; these are looked up as written.
+    """
+    return {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)} - {word}
+
+
+def _held(sess: Session, folded: set[str]) -> Sequence[Any]:
+    """(term, weight) of the lexicon words whose accentless form is one of `folded`."""
+    if not folded:
+        return []
+    return sess.execute(
+        select(TERMS.c.term, TERMS.c.weight).where(TERMS.c.folded.in_(sorted(folded)))
+    ).all()
+
+
+def padded_trigrams(word: str) -> set[str]:
     """pg_trgm's trigrams of one word: two spaces before it and one after."""
     padded = f"  {word} "
-    return sorted({padded[i : i + 3] for i in range(len(padded) - 2)})
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
 
 
-def _trigram_neighbours(sess: Session, word: str) -> Sequence[Any]:
-    low, high = len(word) - 2, len(word) + 2
+def similarity(a: str, b: str) -> float:
+    """pg_trgm's similarity(): shared trigrams over all the trigrams of the two words."""
+    ours, theirs = padded_trigrams(a), padded_trigrams(b)
+    return len(ours & theirs) / len(ours | theirs)
+
+
+def _trigram_neighbours(sess: Session, folded: str) -> Sequence[Any]:
+    """(term, weight) of up to CANDIDATES words whose accentless form shares trigrams."""
+    low, high = len(folded) - 2, len(folded) + 2
     if sess.get_bind().dialect.name == "postgresql":
         sess.execute(select(func.set_config("pg_trgm.similarity_threshold", str(SIMILARITY), True)))
         return sess.execute(
             text(
-                "SELECT term, weight FROM search_terms WHERE term % :w "
-                "AND length(term) BETWEEN :low AND :high "
-                "ORDER BY similarity(term, :w) DESC, weight DESC LIMIT :n"
+                "SELECT term, weight FROM search_terms WHERE folded % :w "
+                "AND length(folded) BETWEEN :low AND :high "
+                "ORDER BY similarity(folded, :w) DESC, weight DESC LIMIT :n"
             ),
-            {"w": word, "low": low, "high": high, "n": CANDIDATES},
+            {"w": folded, "low": low, "high": high, "n": CANDIDATES},
         ).all()
-    match = " OR ".join('"' + gram.replace('"', '""') + '"' for gram in padded_trigrams(word))
+    grams = sorted(padded_trigrams(folded))
+    match = " OR ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
     return sess.execute(
         text(
             "SELECT t.term, t.weight FROM search_terms_trigrams g "
             "JOIN search_terms t ON t.rowid = g.rowid "
-            "WHERE search_terms_trigrams MATCH :m AND length(t.term) BETWEEN :low AND :high "
+            "WHERE search_terms_trigrams MATCH :m AND length(t.folded) BETWEEN :low AND :high "
             "ORDER BY g.rank, t.weight DESC LIMIT :n"
         ),
         {"m": match, "low": low, "high": high, "n": CANDIDATES},

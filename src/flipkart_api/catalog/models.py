@@ -101,4 +101,5 @@ class SearchTerm(Base):
 
     term: Mapped[str] = mapped_column(String(40), primary_key=True)
     stem: Mapped[str] = mapped_column(String(40), index=True)  # search_words.stem(term)
+    folded: Mapped[str] = mapped_column(String(40), index=True)  # search_words.fold(term)
     weight: Mapped[int] = mapped_column(Integer, default=0)

@@ -187,8 +187,9 @@ class ProductPage(BaseModel):
     items: list[ProductOut]
     next_cursor: str | None
     facets: Facets | None = Field(default=None, description="When `facets` asked for counts")
-    did_you_mean: str | None = Field(
-        default=None, description="When `q` found nothing: a respelt query that finds something"
+    showing_results_for: str | None = Field(
+        default=None,
+        description="When `q` as written finds nothing: the respelt query these results are for",
     )
 
 

@@ -8,6 +8,7 @@ and rank the same way:
     3  every clause in the name or brand, or naming the product's category, as written
     2  the same with typos corrected and the last word completed
     1  every clause somewhere, the description included
+    0  every clause but one (SearchPlan.relaxed), somewhere
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from .schemas import ProductQuery
 from .search_plan import ClausePlan, SearchPlan
 from .search_syntax import Term
 
-TIERS = (3, 2, 1)
+TIERS = (3, 2, 1, 0)
 _ENGLISH: ColumnElement[Any] = literal_column("'english'::regconfig")
 _VECTORS = {"all": "search_vector", "title": "title_vector", "body": "body_vector"}
 _FTS_COLUMNS = {"all": "", "title": "{name brand} : "}
@@ -48,19 +49,22 @@ _FTS_COLUMNS = {"all": "", "title": "{name brand} : "}
 
 @dataclass(frozen=True)
 class Matcher:
-    """The conditions of each tier; `tiers[t]` holds every product of tier t or above."""
+    """The conditions of each tier; `tiers[t]` holds every product of tier t or above
+    (tier 0, only for a query of several clauses, holds those that miss one clause)."""
 
     tiers: dict[int, ColumnElement[bool]]
     body_hint: ColumnElement[bool] | None  # implied by "tier 1 but not 2" (PostgreSQL)
 
     @property
     def anywhere(self) -> ColumnElement[bool]:
-        """Every product the query finds."""
+        """Every product that matches every clause (what filters, sorts and facets use)."""
         return self.tiers[1]
 
 
 # -- the words of a clause, in each engine's query language -------------------------
 def _pg(term: Term) -> str:
+    if term.hyphenated:  # to_tsquery splits it as to_tsvector split the product's text
+        return f"'{term.hyphenated}'"
     return " <-> ".join(f"'{w}'" for w in term.words)
 
 
@@ -141,6 +145,10 @@ def matcher(plan: SearchPlan, dialect: str) -> Matcher:
     tiers = {3: tier("title", False)}
     tiers[2] = tier("title", True) if plan.has_fuzzy else tiers[3]
     tiers[1] = tier("all", plan.has_fuzzy)
+    relaxed = plan.relaxed()
+    if relaxed is not None:
+        loose = _tier(relaxed, "all", relaxed.has_fuzzy, clause_text, match, joiner)
+        tiers[0] = and_(loose, excluded)
     return Matcher(tiers, _body_hint(plan) if postgres else None)
 
 
@@ -185,6 +193,9 @@ def relevance_union(
         ),
     }
     distinct = [3, 2, 1] if found.tiers[2] is not found.tiers[3] else [3, 1]
+    if 0 in found.tiers:
+        own[0] = and_(found.tiers[0], not_(found.tiers[1]))
+        distinct.append(0)
     branches = []
     for tier in distinct:
         if after_tier is not None and tier > after_tier:

@@ -35,6 +35,8 @@ class ClausePlan:
     prefix: str | None = None
     exact_categories: frozenset[int] = frozenset()
     fuzzy_categories: frozenset[int] = frozenset()
+    unknown: bool = False  # nothing in the catalog can match it (no word, category, typo)
+    guessed: bool = False  # only typo corrections of its words can match it
 
     @property
     def has_fuzzy(self) -> bool:
@@ -54,6 +56,24 @@ class SearchPlan:
     def has_fuzzy(self) -> bool:
         """Whether any clause is widened (so the lower tiers are worth asking for)."""
         return any(clause.has_fuzzy for clause in self.clauses)
+
+    def relaxed(self) -> SearchPlan | None:
+        """The plan less one clause, for what matches all but one word (None: one clause).
+
+        The clause dropped is the last that nothing can match, else the last that only a
+        typo correction matches ("cell phone": cell, read as "well"), else the last one, as
+        Meilisearch's "last" matching strategy drops words from the end.
+        """
+        if len(self.clauses) < 2:
+            return None
+        weakest = (
+            [i for i, clause in enumerate(self.clauses) if clause.unknown]
+            or [i for i, clause in enumerate(self.clauses) if clause.guessed]
+            or [len(self.clauses) - 1]
+        )
+        drop = weakest[-1]
+        kept = self.clauses[:drop] + self.clauses[drop + 1 :]
+        return SearchPlan(kept, self.excluded, self.corrections)
 
 
 @dataclass(frozen=True)
@@ -113,7 +133,7 @@ def _exact_terms(term: Term) -> list[Term]:
         word = term.words[0]
         if split := _NUMBER_UNIT.match(word):
             terms.append(Term(split.groups()))
-        terms.extend(Term((other,)) for other in synonyms(word))
+        terms.extend(Term(other) for other in synonyms(word))
     return terms
 
 
@@ -126,12 +146,18 @@ def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan
     for position, clause in enumerate(parsed.clauses):
         exact = [t for term in clause.terms for t in _exact_terms(term)]
         prefix = _typed(parsed, clause, last=position == len(parsed.clauses) - 1)
+        # as written, something can match it: a known word, a phrase, a synonym
+        written_known = len(exact) > 1 or any(
+            not t.is_word or t.words[0] in held for t in clause.terms
+        )
         fuzzy: list[Term] = []
+        completes = False
         for term in clause.terms:
             word = term.words[0]
             if not term.is_word or word in held:
                 continue
             if word == prefix and lexicon.starting_with(sess, word, 1):
+                completes = True
                 continue  # a word being typed that starts real words is not misspelt (yet)
             near = lexicon.neighbours(sess, word, lexicon.typo_budget(word))
             near = [n for n in near if n.distance == near[0].distance][:TYPO_CHOICES]
@@ -149,6 +175,9 @@ def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan
                 prefix=prefix,
                 exact_categories=exact_categories,
                 fuzzy_categories=fuzzy_categories - exact_categories,
+                unknown=not (fuzzy or completes or exact_categories or fuzzy_categories)
+                and not written_known,
+                guessed=bool(fuzzy) and not (completes or exact_categories) and not written_known,
             )
         )
     return SearchPlan(tuple(clauses), parsed.excluded, corrections)
@@ -175,7 +204,8 @@ def respelt(sess: Session, q: str) -> str | None:
         for term in clause.terms:
             word = term.words[0]
             if term.is_word and word not in held:
-                budget = lexicon.typo_budget(word) + 1 if len(word) >= 3 else 0
+                # one edit more than search forgives, from 6 letters ("labtob": laptop)
+                budget = lexicon.typo_budget(word) + (len(word) >= 6)
                 if near := lexicon.neighbours(sess, word, budget):
                     word, changed = near[0].term, True
                 options.append(word)
@@ -184,9 +214,22 @@ def respelt(sess: Session, q: str) -> str | None:
         clauses.append(" or ".join(options))
     if not changed:
         return None
+    return _query(clauses, parsed)
+
+
+def shortened(q: str) -> list[str]:
+    """`q` less its last clause, then less the last two, ... down to its first clause."""
+    parsed = parse(q)
+    written = [" or ".join(_written(t) for t in clause.terms) for clause in parsed.clauses]
+    return [_query(written[:n], parsed) for n in range(len(written) - 1, 0, -1)]
+
+
+def _query(clauses: list[str], parsed: Parsed) -> str:
     return " ".join(clauses + [f"-{_written(t)}" for t in parsed.excluded])
 
 
 def _written(term: Term) -> str:
     """A term as it would be typed: a word, or a phrase in quotes."""
-    return term.words[0] if term.is_word else '"' + " ".join(term.words) + '"'
+    if term.is_word:
+        return term.words[0]
+    return term.hyphenated or '"' + " ".join(term.words) + '"'

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .search_words import STOPWORDS, words_of
+from .search_words import STOPWORDS, normalise, words_of
 
 MAX_CLAUSES = 8  # bounds the work one `q` can ask for
 MAX_OPTIONS = 4  # alternatives joined with `or` in one clause
@@ -26,6 +26,9 @@ class Term:
     """One thing a clause can match: a word, or a phrase (words next to each other)."""
 
     words: tuple[str, ...]
+    # The hyphenated word it was written as ("18-55"), for engines that split those
+    # themselves (PostgreSQL indexes "18-55" as 18 and -55); "" otherwise.
+    hyphenated: str = ""
 
     @property
     def is_word(self) -> bool:
@@ -56,6 +59,9 @@ class Parsed:
         return not self.clauses
 
 
+_HYPHENATED = re.compile(r"^\w+(?:-\w+)+$")
+
+
 def _term(text: str) -> Term | None:
     """A word or phrase of what was written; None if it is only stop words.
 
@@ -63,7 +69,11 @@ def _term(text: str) -> Term | None:
     FTS5 matches them.
     """
     words = tuple(words_of(text))
-    return Term(words) if any(w not in STOPWORDS for w in words) else None
+    if not any(w not in STOPWORDS for w in words):
+        return None
+    written = normalise(text)
+    hyphenated = written if len(words) > 1 and _HYPHENATED.match(written) else ""
+    return Term(words, hyphenated)
 
 
 def parse(q: str) -> Parsed:

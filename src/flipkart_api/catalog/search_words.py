@@ -31,23 +31,42 @@ _STOP_FILE = (
     "very s t can will just don should now"
 )
 STOPWORDS = frozenset(_STOP_FILE.split())
-# Words a shopper uses for one another (each group's words are alternatives of each other).
-# In config rather than a table: a change is reviewed and deployed like code (decisions.md).
+# Words a shopper uses for one another (each group's words are alternatives of each other;
+# a member of two words is a phrase). In config rather than a table: a change is reviewed
+# and deployed like code, and both backends read the same list (docs/decisions.md).
 SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
-    ("tv", "television"),
+    ("tv", "television", "telly"),
     ("phone", "mobile", "smartphone", "cellphone"),
     ("laptop", "notebook"),
     ("earphone", "earbud"),
     ("headphone", "headset"),
     ("kurta", "kurti"),
-    ("tshirt", "tee"),
+    ("tshirt", "tee", "t shirt"),
     ("sofa", "couch"),
     ("wardrobe", "almirah", "cupboard"),
     ("fridge", "refrigerator"),
     ("sneaker", "trainer"),
     ("watch", "wristwatch"),
     ("perfume", "fragrance"),
-    ("speaker", "soundbar"),
+    ("racket", "racquet"),
+    ("kajal", "kohl"),
+    ("mixie", "mixer"),
+    ("sunscreen", "sunblock"),
+    ("slipper", "chappal", "flip flop"),
+    ("trouser", "pant", "chino"),
+    ("jogging", "running"),
+    ("novel", "fiction"),
+    ("rc", "remote control"),
+    ("stove", "cooktop"),
+    ("specs", "spectacles", "eyeglasses"),
+    ("purse", "wallet"),
+    ("jeans", "denim"),
+    ("football", "soccer"),
+    ("teddy", "plush"),
+    # British and American spellings
+    ("moisturiser", "moisturizer"),
+    ("colour", "color"),
+    ("grey", "gray"),
 )
 
 
@@ -79,17 +98,28 @@ def stem(word: str) -> str:
     return stemmed
 
 
-def synonyms(word: str) -> tuple[str, ...]:
-    """The other words of `word`'s synonym group (compared by stem), or ()."""
-    return _SYNONYMS.get(stem(word), ())
+def synonyms(word: str) -> tuple[tuple[str, ...], ...]:
+    """The other members of `word`'s synonym group (compared by stem, a plural's too)."""
+    found = _SYNONYMS.get(stem(word))
+    if found is None and word.endswith("s"):
+        found = _SYNONYMS.get(stem(word[:-1]))  # "tvs": Snowball leaves it whole
+    return found or ()
 
 
-def _synonym_index() -> dict[str, tuple[str, ...]]:
-    index: dict[str, tuple[str, ...]] = {}
+def _synonym_index() -> dict[str, tuple[tuple[str, ...], ...]]:
+    index: dict[str, tuple[tuple[str, ...], ...]] = {}
     for group in SYNONYM_GROUPS:
-        for word in group:
-            index[stem(word)] = tuple(other for other in group if other != word)
+        members = [tuple(member.split()) for member in group]
+        for member in members:
+            if len(member) == 1:
+                index[stem(member[0])] = tuple(other for other in members if other != member)
     return index
 
 
 _SYNONYMS = _synonym_index()
+
+
+def fold(word: str) -> str:
+    """Without accents, for edit distances: lakmé and lakme are the same word typed."""
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))

@@ -6,12 +6,11 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..cache import Cached, cache
 from ..errors import Conflict, InvalidInput, NotFound
-from ..pagination import encode_cursor
 from ..uow import UnitOfWork
 from . import lexicon  # noqa: F401  (its mapper events keep the lexicon in step)
 from .cache_keys import (
@@ -23,9 +22,8 @@ from .cache_keys import (
     product_key,
     product_surrogate_key,
 )
-from .facets import facet_counts
-from .listing import build_query, price_range_probe, scopes_with_few
-from .models import Category, Product, discount_percent
+from .models import Category, Product
+from .pages import load_page
 from .product_slugs import free_product_slug
 from .schemas import (
     MRP_UNDER_PRICE,
@@ -33,16 +31,11 @@ from .schemas import (
     CategoryIn,
     CategoryList,
     CategoryOut,
-    ProductCategory,
     ProductIn,
     ProductOut,
-    ProductPage,
     ProductPatch,
     ProductQuery,
 )
-from .search import Matcher, matcher
-from .search_plan import CategoryWords, plan, respelt
-from .search_syntax import parse
 from .slugs import slugify
 
 
@@ -77,29 +70,6 @@ def create_category(sess: Session, data: CategoryIn) -> CategoryOut:
     return CategoryOut.model_validate(category)
 
 
-def descendant_ids(sess: Session, ref: str) -> list[int]:
-    """The category with this id (digits) or slug and all below it; 422 for an unknown one."""
-    # Compared in Python, so an id of any length is just "no such category", never an overflow.
-    wanted_id = int(ref) if ref.isdigit() else None
-    # (id, parent, slug) rows, not ORM objects: this runs for every filtered list page
-    rows = sess.execute(
-        select(Category.id, Category.parent_id, Category.slug).order_by(Category.id)
-    )
-    root_id = None
-    children: dict[int | None, list[int]] = {}
-    for category_id, parent_id, category_slug in rows:
-        children.setdefault(parent_id, []).append(category_id)
-        if (category_id == wanted_id) if wanted_id is not None else (category_slug == ref):
-            root_id = category_id
-    if root_id is None:
-        raise InvalidInput("category", "no such category")
-    found, frontier = [root_id], [root_id]
-    while frontier:
-        frontier = [child for parent in frontier for child in children.get(parent, [])]
-        found.extend(frontier)
-    return found
-
-
 # -- product reads ---------------------------------------------------------------
 def get_product(sess: Session, product_id: int) -> Cached:
     """One product as JSON bytes; 404 when absent."""
@@ -120,90 +90,10 @@ def list_products(sess: Session, query: ProductQuery) -> Cached:
     digest = hashlib.blake2b(canonical, digest_size=16).hexdigest()
 
     def load() -> bytes:
-        return _load_page(sess, query).model_dump_json().encode()
+        return load_page(sess, query).model_dump_json().encode()
 
     cached = cache().read_through(list_key("products", digest), load)
     return replace(cached, keys=list_surrogate_keys(query, cached.body))
-
-
-def _load_page(sess: Session, query: ProductQuery) -> ProductPage:
-    category_ids = descendant_ids(sess, query.category) if query.category else None
-    dialect = sess.get_bind().dialect.name
-    found = search_matcher(sess, query.q, dialect) if query.q else None
-    rows = _page_rows(sess, query, dialect, category_ids, found)
-    page, more = rows[: query.limit], len(rows) > query.limit
-    next_cursor = None
-    if more and page:
-        last = page[-1]
-        next_cursor = encode_cursor(query.effective_sort, last.sort_key, last.id)
-    did_you_mean = None
-    if query.q and not page and not query.cursor:
-        did_you_mean = _did_you_mean(sess, query, dialect, category_ids)
-    facets = facet_counts(sess, query, category_ids, found) if query.facet_names else None
-    return ProductPage(
-        items=[_product_from_row(row) for row in page],
-        next_cursor=next_cursor,
-        facets=facets,
-        did_you_mean=did_you_mean,
-    )
-
-
-def search_matcher(sess: Session, q: str, dialect: str) -> Matcher:
-    """What `q` finds, as SQL: parsed, looked up in the lexicon and the category names."""
-    return matcher(plan(sess, parse(q), CategoryWords.load(sess)), dialect)
-
-
-def _page_rows(
-    sess: Session,
-    query: ProductQuery,
-    dialect: str,
-    category_ids: list[int] | None,
-    found: Matcher | None,
-) -> list[Row[Any]]:
-    few: list[int] = []
-    if (probe := price_range_probe(query, dialect, category_ids)) is not None:
-        held: dict[int, int] = dict(sess.execute(probe).all())
-        few = scopes_with_few(held, category_ids)
-    stmt = build_query(query, dialect, category_ids, few=few, found=found)
-    return list(sess.execute(stmt).all())
-
-
-def _did_you_mean(
-    sess: Session, query: ProductQuery, dialect: str, category_ids: list[int] | None
-) -> str | None:
-    """For a search that found nothing: the query respelt, if that finds something."""
-    other = respelt(sess, query.q or "")
-    if other is None:
-        return None
-    again = query.model_copy(update={"q": other, "limit": 1})
-    found = _page_rows(sess, again, dialect, category_ids, search_matcher(sess, other, dialect))
-    return other if found else None
-
-
-def _product_from_row(row: Row[Any]) -> ProductOut:
-    """A page row (page_rows.PAGE_COLUMNS) as the API's product."""
-    p = row._mapping
-    return ProductOut(
-        id=p["id"],
-        sku=p["sku"],
-        slug=p["slug"],
-        name=p["name"],
-        description=p["description"],
-        brand=p["brand"],
-        category=ProductCategory(
-            id=p["category_id"], slug=p["category_slug"], name=p["category_name"]
-        ),
-        price=p["price"],
-        mrp=p["mrp"],
-        discount_percent=discount_percent(p["price"], p["mrp"]),
-        currency=p["currency"],
-        stock=p["stock"],
-        in_stock=p["stock"] > 0,
-        rating=p["rating"],
-        images=p["images"],
-        created_at=p["created_at"],
-        updated_at=p["updated_at"],
-    )
 
 
 # -- product writes --------------------------------------------------------------

@@ -4,10 +4,10 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-03
 
-Both backends get `search_terms` (a word of the catalog, its Snowball English stem, and how
-many products and categories brought it in),
-filled here from the products and categories there are, and trigram-indexed for typo
-lookups: pg_trgm's GIN index on PostgreSQL; on SQLite a contentless FTS5 trigram table fed
+Both backends get `search_terms` (a word of the catalog, its Snowball English stem, the word
+without accents, and how many products and categories brought it in),
+filled here from the products and categories there are, and trigram-indexed (the accentless
+form) for typo lookups: pg_trgm's GIN index on PostgreSQL; on SQLite a contentless FTS5 trigram table fed
 by triggers with pg_trgm's padded form of each word ("  word "). SQLite also gets
 `products_fts`, FTS5 over name, brand and description (porter stems, 2- and 3-letter
 prefix indexes), an external-content table kept in step by triggers and built here.
@@ -40,11 +40,11 @@ BATCH = 20_000
 SQLITE_DDL = (
     "CREATE VIRTUAL TABLE search_terms_trigrams USING fts5(term, tokenize='trigram', content='')",
     "CREATE TRIGGER search_terms_ai AFTER INSERT ON search_terms BEGIN"
-    " INSERT INTO search_terms_trigrams(rowid, term) VALUES (new.rowid, '  ' || new.term || ' ');"
+    " INSERT INTO search_terms_trigrams(rowid, term) VALUES (new.rowid, '  ' || new.folded || ' ');"
     " END",
     "CREATE TRIGGER search_terms_ad AFTER DELETE ON search_terms BEGIN"
     " INSERT INTO search_terms_trigrams(search_terms_trigrams, rowid, term)"
-    " VALUES ('delete', old.rowid, '  ' || old.term || ' ');"
+    " VALUES ('delete', old.rowid, '  ' || old.folded || ' ');"
     " END",
     "CREATE VIRTUAL TABLE products_fts USING fts5(name, brand, description,"
     " tokenize='porter unicode61 remove_diacritics 0', prefix='2 3',"
@@ -65,6 +65,11 @@ SQLITE_DDL = (
     " END",
     "INSERT INTO products_fts(products_fts) VALUES ('rebuild')",
 )
+
+
+def _fold(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def _words(text: str) -> set[str]:
@@ -94,10 +99,14 @@ def _backfill(conn: sa.Connection) -> None:
     terms = sorted(counts)
     for start in range(0, len(terms), BATCH):
         chunk = [
-            {"t": t, "s": stemmer.stemWord(t), "w": counts[t]} for t in terms[start : start + BATCH]
+            {"t": t, "s": stemmer.stemWord(t), "f": _fold(t), "w": counts[t]}
+            for t in terms[start : start + BATCH]
         ]
         conn.execute(
-            sa.text("INSERT INTO search_terms (term, stem, weight) VALUES (:t, :s, :w)"), chunk
+            sa.text(
+                "INSERT INTO search_terms (term, stem, folded, weight) VALUES (:t, :s, :f, :w)"
+            ),
+            chunk,
         )
 
 
@@ -111,13 +120,15 @@ def upgrade() -> None:
         "search_terms",
         sa.Column("term", sa.String(length=40, collation="C" if postgres else None)),
         sa.Column("stem", sa.String(length=40), nullable=False),
+        sa.Column("folded", sa.String(length=40), nullable=False),
         sa.Column("weight", sa.Integer(), nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("term", name=op.f("pk_search_terms")),
     )
     op.create_index(op.f("ix_search_terms_stem"), "search_terms", ["stem"])
+    op.create_index(op.f("ix_search_terms_folded"), "search_terms", ["folded"])
     if postgres:
         op.execute(
-            "CREATE INDEX ix_search_terms_trigram ON search_terms USING gin (term gin_trgm_ops)"
+            "CREATE INDEX ix_search_terms_trigram ON search_terms USING gin (folded gin_trgm_ops)"
         )
     else:
         for statement in SQLITE_DDL:
