@@ -47,6 +47,7 @@ TABLES = (
     "webhook_endpoints",
     "outbox_events",
     "search_terms",
+    "search_brands",
 )
 # The worker's queue on PostgreSQL (procrastinate's tables; SQLite has none).
 QUEUE_TABLES = (

@@ -154,6 +154,21 @@ def test_lists_search_and_categories_are_purged_by_their_keys(
     assert "edge-tools" in {c["slug"] for c in tree["items"]}
 
 
+def test_suggestions_are_cached_at_the_edge_and_purged_by_a_text_write(
+    edge: EdgeStack, admin_token: str
+) -> None:
+    """Every keystroke may ask: the answer is stored, and a new name shows at once."""
+    path = "/api/v1/search/suggest?q=edgy"
+    first, second = edge.read(path), edge.read(path)
+    assert (first[0], first[1], second[1]) == (200, "MISS", "HIT")
+    assert first[2]["products"] == []
+    reply = edge.write("PATCH", "/api/v1/products/5", admin_token, {"name": "Edgyphone 1"})
+    assert reply.status == 200, reply.body
+    status, source, body = edge.read(path)
+    assert (status, source) == (200, "MISS")
+    assert [p["name"] for p in body["products"]] == ["Edgyphone 1"]
+
+
 def test_a_product_write_purges_only_the_list_pages_it_can_change(
     edge: EdgeStack, admin_token: str
 ) -> None:

@@ -99,8 +99,10 @@ sub vcl_recv {
     if (req.http.Authorization || req.http.Cookie) {
         return (pass);
     }
-    # Only the public catalog: product details, lists and search, categories, and `/`.
-    if (req.url !~ "^/(\?.*)?$" && req.url !~ "^/api/v1/(products|categories)(/[0-9]+)?/?(\?.*)?$") {
+    # Only the public catalog: product details, lists and search, suggestions, categories,
+    # and `/`.
+    if (req.url !~ "^/(\?.*)?$"
+            && req.url !~ "^/api/v1/((products|categories)(/[0-9]+)?|search/suggest)/?(\?.*)?$") {
         return (pass);
     }
     # ?a=1&b=2 and ?b=2&a=1 are one object (repeated parameters keep their order: the app
@@ -131,7 +133,7 @@ sub vcl_backend_fetch {
     # The bucket this URL's answer should fall in, and the marks as the fetch starts.
     if (bereq.url ~ "^/api/v1/products/[0-9]+/?(\?|$)") {
         var.set("bucket", regsub(bereq.url, "^/api/v1/products/[0-9]*([0-9])/?(\?.*)?$", "p\1"));
-    } elsif (bereq.url ~ "^/api/v1/products") {
+    } elsif (bereq.url ~ "^/api/v1/(products|search/suggest)") {
         var.set("bucket", "products");
     } elsif (bereq.url ~ "^/api/v1/categories") {
         var.set("bucket", "categories");

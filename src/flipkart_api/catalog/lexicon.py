@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from rapidfuzz.distance import OSA
-from sqlalchemy import Connection, Table, event, func, inspect, or_, select, text
+from sqlalchemy import Connection, Table, event, func, inspect, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapper, Session
 
-from .models import Category, Product, SearchTerm
+from .models import Category, Product, SearchBrand, SearchTerm
 from .search_words import count_words, fold, stem, words_of
 
 TERMS = cast(Table, SearchTerm.__table__)
+BRANDS = cast(Table, SearchBrand.__table__)
 CANDIDATES = 64  # trigram neighbours read per misspelt word, before edit distances
 # pg_trgm's similarity() floor for a neighbour: a 1-edit typo of a 4-letter word shares
 # about a quarter of its padded trigrams, "labtob" a sixth of "laptop"'s.
@@ -61,6 +62,39 @@ def add_words(conn: Connection | Session, counts: Counter[str]) -> None:
         {"term": t, "stem": stem(t), "folded": fold(t), "weight": counts[t]} for t in sorted(counts)
     ]
     conn.execute(stmt, rows)
+
+
+def add_brands(conn: Connection | Session, counts: Counter[str]) -> None:
+    """Add these brands (with how many products bring each) to the brand list."""
+    counts = Counter({brand: n for brand, n in counts.items() if brand})
+    if not counts:
+        return
+    dialect = conn.get_bind().dialect.name if isinstance(conn, Session) else conn.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(BRANDS)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[BRANDS.c.brand], set_={"weight": BRANDS.c.weight + stmt.excluded.weight}
+    )
+    rows = [{"brand": b, "words": brand_words(b), "weight": counts[b]} for b in sorted(counts)]
+    conn.execute(stmt, rows)
+
+
+def brand_words(brand: str) -> str:
+    """A brand's words, accents folded, one space apart: what a prefix is looked for in."""
+    return " ".join(fold(word) for word in words_of(brand))
+
+
+def brands_with_word(sess: Session, prefix: str, limit: int) -> list[str]:
+    """Brands with a word that starts with `prefix` (accents folded), the biggest first."""
+    spaced = literal(" ") + BRANDS.c.words  # the table is small: a scan costs little
+    return list(
+        sess.scalars(
+            select(BRANDS.c.brand)
+            .where(spaced.like(literal(f"% {fold(prefix)}%")))
+            .order_by(BRANDS.c.weight.desc(), BRANDS.c.brand)
+            .limit(limit)
+        )
+    )
 
 
 def known(sess: Session, words: Iterable[str]) -> set[str]:
@@ -195,11 +229,14 @@ def _new_words(target: Any, fields: tuple[str, ...]) -> Counter[str]:
 @event.listens_for(Product, "after_insert")
 def _product_added(_mapper: Mapper[Any], conn: Connection, target: Product) -> None:
     add_words(conn, count_words([_product_text(target)]))
+    add_brands(conn, Counter([target.brand or ""]))
 
 
 @event.listens_for(Product, "after_update")
 def _product_changed(_mapper: Mapper[Any], conn: Connection, target: Product) -> None:
     add_words(conn, _new_words(target, ("name", "brand", "description")))
+    if inspect(target).attrs.brand.history.has_changes():
+        add_brands(conn, Counter([target.brand or ""]))
 
 
 @event.listens_for(Category, "after_insert")

@@ -103,3 +103,14 @@ class SearchTerm(Base):
     stem: Mapped[str] = mapped_column(String(40), index=True)  # search_words.stem(term)
     folded: Mapped[str] = mapped_column(String(40), index=True)  # search_words.fold(term)
     weight: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SearchBrand(Base):
+    """A brand of the catalog and how many products brought it in (never lowered), for
+    suggestions: a few thousand rows at most, read whole, where products are millions."""
+
+    __tablename__ = "search_brands"
+
+    brand: Mapped[str] = mapped_column(String(100), primary_key=True)
+    words: Mapped[str] = mapped_column(String(120))  # its words, lower case, accents folded
+    weight: Mapped[int] = mapped_column(Integer, default=0)

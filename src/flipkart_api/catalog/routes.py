@@ -22,6 +22,8 @@ from .schemas import (
     ProductPage,
     ProductPatch,
     ProductQuery,
+    Suggestions,
+    SuggestQuery,
 )
 
 bp = APIBlueprint("catalog", __name__, url_prefix="/api/v1", tag="Catalog")
@@ -64,6 +66,15 @@ def create_category(data: CategoryIn) -> Any:
 def list_products(query: ProductQuery) -> Any:
     """Search, filter, sort and page through products (keyset pagination)."""
     return respond(service.list_products(db.session(), query))
+
+
+@bp.get("/search/suggest")
+@bp.input(SuggestQuery, location="query", arg_name="query")
+@bp.output(Suggestions)
+@bp.doc(responses=[422])
+def suggest(query: SuggestQuery) -> Any:
+    """Suggestions as the shopper types: completed queries, products, brands, categories."""
+    return respond(service.suggest(db.session(), query))
 
 
 @bp.get("/products/<int:product_id>")

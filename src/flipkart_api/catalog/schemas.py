@@ -233,3 +233,38 @@ class ProductQuery(StrictModel):
     def effective_sort(self) -> SortKey:
         """relevance when searching, newest otherwise, unless asked."""
         return self.sort or ("relevance" if self.q else "newest")
+
+
+class SuggestQuery(StrictModel):
+    """What GET /api/v1/search/suggest takes: the query as typed so far."""
+
+    q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    limit: Annotated[int, Field(ge=1, le=10)] = 5
+
+
+class SuggestedProduct(BaseModel):
+    """A product a suggestion leads to."""
+
+    id: int
+    slug: str
+    name: str
+    brand: str
+    price: int = Field(description="Selling price in paise")
+
+
+class SuggestedCategory(BaseModel):
+    """A category a suggestion leads to (list it with ?category=<slug>)."""
+
+    id: int
+    slug: str
+    name: str
+
+
+class Suggestions(BaseModel):
+    """Where what was typed may lead: whole queries, products, brands and categories."""
+
+    q: str
+    completions: list[str] = Field(description="q with its last word completed")
+    products: list[SuggestedProduct]
+    brands: list[str]
+    categories: list[SuggestedCategory]

@@ -23,6 +23,7 @@ from .search_words import stem, synonyms, words_of
 
 TYPO_CHOICES = 3  # nearest lexicon words that stand for one misspelt word
 MIN_PREFIX = 2  # a shorter word being typed is matched as written only
+COMPLETIONS = 10  # lexicon words a word being typed stands for (besides the engine's prefix)
 _NUMBER_UNIT = re.compile(r"^(\d+)([a-z]+)$")  # 256gb, 1tb, 500w
 
 
@@ -151,19 +152,20 @@ def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan
             not t.is_word or t.words[0] in held for t in clause.terms
         )
         fuzzy: list[Term] = []
-        completes = False
+        completions = _completions(sess, prefix) if prefix else []
+        completes = bool(completions)
         for term in clause.terms:
             word = term.words[0]
             if not term.is_word or word in held:
                 continue
-            if word == prefix and lexicon.starting_with(sess, word, 1):
-                completes = True
+            if word == prefix and completes:
                 continue  # a word being typed that starts real words is not misspelt (yet)
             near = lexicon.neighbours(sess, word, lexicon.typo_budget(word))
             near = [n for n in near if n.distance == near[0].distance][:TYPO_CHOICES]
             if near:
                 corrections[word] = near[0].term
             fuzzy.extend(Term((n.term,)) for n in near if Term((n.term,)) not in exact)
+        fuzzy.extend(Term((word,)) for word in completions if Term((word,)) not in exact)
         exact_categories = categories.named_by(exact)
         fuzzy_categories = categories.named_by(fuzzy)
         if prefix:
@@ -181,6 +183,17 @@ def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan
             )
         )
     return SearchPlan(tuple(clauses), parsed.excluded, corrections)
+
+
+def _completions(sess: Session, prefix: str) -> list[str]:
+    """The lexicon's most used words that `prefix` starts (not itself).
+
+    Matched as words, stemmed as the products' words were: an engine's own prefix match
+    stems the prefix first, and "edgy" (stem "edgi") then misses "Edgyphone".
+    """
+    return [w for w, _ in lexicon.starting_with(sess, prefix, COMPLETIONS + 1) if w != prefix][
+        :COMPLETIONS
+    ]
 
 
 def _typed(parsed: Parsed, clause: Clause, *, last: bool) -> str | None:

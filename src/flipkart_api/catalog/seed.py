@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections import Counter
 from collections.abc import Callable
 
 from sqlalchemy import func, insert, select
@@ -13,7 +14,7 @@ from ..db import insert_ignoring_conflicts
 from ..orm import utcnow
 from ..seed_data import CATEGORIES, ProductSeed, iter_products
 from ..uow import UnitOfWork
-from .lexicon import add_words
+from .lexicon import add_brands, add_words
 from .models import Category, Product
 from .search_words import count_words
 
@@ -58,6 +59,7 @@ def seed_catalog(
                 sess.execute(insert_ignoring_conflicts(sess, Product.__table__), rows)
                 texts = (" ".join(str(row[f]) for f in TEXT_FIELDS) for row in rows)
                 add_words(sess, count_words(texts))  # one count per product
+                add_brands(sess, Counter(str(row["brand"]) for row in rows))
                 uow.after_commit(_invalidate_catalog)
         done += len(batch)
         if progress:

@@ -14,7 +14,9 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..uow import UnitOfWork
 from . import lexicon  # noqa: F401  (its mapper events keep the lexicon in step)
 from .cache_keys import (
+    BY_TEXT,
     CATEGORIES,
+    LISTS,
     invalidate_products,
     list_key,
     list_keys_for_fields,
@@ -35,8 +37,10 @@ from .schemas import (
     ProductOut,
     ProductPatch,
     ProductQuery,
+    SuggestQuery,
 )
 from .slugs import slugify
+from .suggest import suggestions
 
 
 # -- categories ----------------------------------------------------------------
@@ -94,6 +98,18 @@ def list_products(sess: Session, query: ProductQuery) -> Cached:
 
     cached = cache().read_through(list_key("products", digest), load)
     return replace(cached, keys=list_surrogate_keys(query, cached.body))
+
+
+def suggest(sess: Session, query: SuggestQuery) -> Cached:
+    """Suggestions for what is being typed, as JSON bytes, cached and tagged like lists."""
+    canonical = query.model_dump_json().encode()
+    digest = hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+    def load() -> bytes:
+        return suggestions(sess, query).model_dump_json().encode()
+
+    cached = cache().read_through(list_key("suggest", digest), load)
+    return replace(cached, keys=(LISTS, BY_TEXT))
 
 
 # -- product writes --------------------------------------------------------------

@@ -12,6 +12,8 @@ by triggers with pg_trgm's padded form of each word ("  word "). SQLite also get
 `products_fts`, FTS5 over name, brand and description (porter stems, 2- and 3-letter
 prefix indexes), an external-content table kept in step by triggers and built here.
 
+`search_brands` (each brand and its product count) is what suggestions read for brands.
+
 Safe on a live table of 1,000,000 products: nothing new is built on `products` on
 PostgreSQL (search keeps its tsvector GIN indexes); the backfill only reads it, in batches,
 and writes the new, small table. The word rule is copied from catalog/search_words.py as of
@@ -70,6 +72,11 @@ SQLITE_DDL = (
 def _fold(word: str) -> str:
     decomposed = unicodedata.normalize("NFKD", word)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _word_list(text: str) -> list[str]:
+    lowered = unicodedata.normalize("NFKC", text).lower()
+    return [w for w in _SEPARATORS.split(lowered) if w and len(w) <= MAX_WORD]
 
 
 def _words(text: str) -> set[str]:
@@ -133,7 +140,22 @@ def upgrade() -> None:
     else:
         for statement in SQLITE_DDL:
             op.execute(statement)
+    op.create_table(
+        "search_brands",
+        sa.Column("brand", sa.String(length=100)),
+        sa.Column("words", sa.String(length=120), nullable=False),
+        sa.Column("weight", sa.Integer(), nullable=False, server_default="0"),
+        sa.PrimaryKeyConstraint("brand", name=op.f("pk_search_brands")),
+    )
     _backfill(conn)
+    brands = conn.execute(
+        sa.text("SELECT brand, count(*) FROM products WHERE brand <> '' GROUP BY brand")
+    ).all()
+    if brands:
+        conn.execute(
+            sa.text("INSERT INTO search_brands (brand, words, weight) VALUES (:b, :w, :n)"),
+            [{"b": b, "w": " ".join(_fold(w) for w in _word_list(b)), "n": n} for b, n in brands],
+        )
 
 
 def downgrade() -> None:
@@ -143,4 +165,5 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
         op.execute("DROP TABLE IF EXISTS products_fts")
         op.execute("DROP TABLE IF EXISTS search_terms_trigrams")
+    op.drop_table("search_brands")
     op.drop_table("search_terms")
