@@ -84,7 +84,7 @@ def seed(products: int, if_empty: bool, quiet: bool) -> None:
 
     from . import create_app, db
     from .catalog.models import Product
-    from .catalog.seed import seed_catalog
+    from .catalog.seed import seed_catalog, settle
 
     # Quiet also silences the app's start-up log line (`make run` prints it when serving).
     app = create_app(_settings(log_level="WARNING") if quiet else _settings())
@@ -101,6 +101,8 @@ def seed(products: int, if_empty: bool, quiet: bool) -> None:
                 say(f"  {done:,}/{products:,} products")
 
         added = seed_catalog(sess, products, progress)  # invalidates the cache as it commits
+        if added:
+            settle(db.engine())
     say(f"seeded: {added:,} new products")
 
 

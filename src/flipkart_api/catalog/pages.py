@@ -15,7 +15,7 @@ from .listing import build_query, price_range_probe, scopes_with_few
 from .models import Category, discount_percent
 from .schemas import ProductCategory, ProductOut, ProductPage, ProductQuery
 from .search import Matcher, matcher
-from .search_plan import CategoryWords, plan, respelt, shortened
+from .search_plan import CategoryWords, SearchPlan, plan, respelt, shortened
 from .search_syntax import parse
 
 
@@ -47,7 +47,11 @@ def load_page(sess: Session, query: ProductQuery) -> ProductPage:
 
 def search_matcher(sess: Session, q: str, dialect: str) -> Matcher:
     """What `q` finds, as SQL: parsed, looked up in the lexicon and the category names."""
-    return matcher(plan(sess, parse(q), CategoryWords.load(sess)), dialect)
+    return matcher(_plan(sess, q), dialect)
+
+
+def _plan(sess: Session, q: str) -> SearchPlan:
+    return plan(sess, parse(q), CategoryWords.load(sess))
 
 
 def _respelt_if_nothing(
@@ -68,7 +72,10 @@ def _respelt_if_nothing(
     q = query.q or ""
     other = respelt(sess, q)
     for candidate in ([other] if other else []) + shortened(other or q):
-        corrected = search_matcher(sess, candidate, dialect)
+        planned = _plan(sess, candidate)
+        if all(clause.unknown for clause in planned.clauses):
+            continue  # nothing can match it: no need to ask
+        corrected = matcher(planned, dialect)
         if _page_rows(sess, first, dialect, category_ids, corrected):
             return candidate, corrected
     return None

@@ -72,21 +72,19 @@ def _fts(term: Term) -> str:
     return '"' + " ".join(term.words) + '"'
 
 
-def _options(clause: ClausePlan, fuzzy: bool) -> tuple[list[Term], str | None]:
-    terms = [*clause.exact, *(clause.fuzzy if fuzzy else ())]
-    return terms, clause.prefix if fuzzy else None
+def _options(clause: ClausePlan, fuzzy: bool) -> list[Term]:
+    """The clause's terms: as written (and synonyms), and with fuzzy, its typo corrections
+    and the lexicon words the word being typed starts (never the engine's own prefix
+    match, which stems the prefix and scans every word it starts)."""
+    return [*clause.exact, *(clause.fuzzy if fuzzy else ())]
 
 
 def _pg_clause(clause: ClausePlan, fuzzy: bool) -> str:
-    terms, prefix = _options(clause, fuzzy)
-    parts = [_pg(t) for t in terms] + ([f"'{prefix}':*"] if prefix else [])
-    return "(" + " | ".join(parts) + ")"
+    return "(" + " | ".join(_pg(t) for t in _options(clause, fuzzy)) + ")"
 
 
 def _fts_clause(clause: ClausePlan, fuzzy: bool) -> str:
-    terms, prefix = _options(clause, fuzzy)
-    parts = [_fts(t) for t in terms] + ([f'"{prefix}"*'] if prefix else [])
-    return "(" + " OR ".join(parts) + ")"
+    return "(" + " OR ".join(_fts(t) for t in _options(clause, fuzzy)) + ")"
 
 
 def _pg_match(where: str, query: str) -> ColumnElement[bool]:
@@ -165,9 +163,7 @@ def _body_hint(plan: SearchPlan) -> ColumnElement[bool]:
         for term in (*clause.exact, *clause.fuzzy)
         for word in term.words
     }
-    parts = [f"'{w}'" for w in sorted(words)]
-    parts += [f"'{c.prefix}':*" for c in plan.clauses if c.prefix]
-    return _pg_match("body", " | ".join(parts))
+    return _pg_match("body", " | ".join(f"'{w}'" for w in sorted(words)))
 
 
 def relevance_union(

@@ -23,7 +23,7 @@ from .search_words import stem, synonyms, words_of
 
 TYPO_CHOICES = 3  # nearest lexicon words that stand for one misspelt word
 MIN_PREFIX = 2  # a shorter word being typed is matched as written only
-COMPLETIONS = 10  # lexicon words a word being typed stands for (besides the engine's prefix)
+COMPLETIONS = 10  # the most used lexicon words a word being typed stands for
 _NUMBER_UNIT = re.compile(r"^(\d+)([a-z]+)$")  # 256gb, 1tb, 500w
 
 
@@ -41,8 +41,8 @@ class ClausePlan:
 
     @property
     def has_fuzzy(self) -> bool:
-        """Whether typos, a prefix or a category named by a typo widen this clause."""
-        return bool(self.fuzzy or self.prefix or self.fuzzy_categories)
+        """Whether typos, completions or a category named by them widen this clause."""
+        return bool(self.fuzzy or self.fuzzy_categories)
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,9 @@ def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan
             if near:
                 corrections[word] = near[0].term
             fuzzy.extend(Term((n.term,)) for n in near if Term((n.term,)) not in exact)
-        fuzzy.extend(Term((word,)) for word in completions if Term((word,)) not in exact)
+        # a completion with an exact term's stem matches nothing new ("speakers")
+        stems = {stem(t.words[0]) for t in exact if t.is_word}
+        fuzzy.extend(Term((word,)) for word in completions if stem(word) not in stems)
         exact_categories = categories.named_by(exact)
         fuzzy_categories = categories.named_by(fuzzy)
         if prefix:
@@ -188,8 +190,9 @@ def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan
 def _completions(sess: Session, prefix: str) -> list[str]:
     """The lexicon's most used words that `prefix` starts (not itself).
 
-    Matched as words, stemmed as the products' words were: an engine's own prefix match
-    stems the prefix first, and "edgy" (stem "edgi") then misses "Edgyphone".
+    Matched as words, stemmed as the products' words were (the engines' own prefix match
+    stems the prefix first: "edgy", stem "edgi", missed "Edgyphone"; it also scans every
+    indexed word the prefix starts).
     """
     return [w for w, _ in lexicon.starting_with(sess, prefix, COMPLETIONS + 1) if w != prefix][
         :COMPLETIONS

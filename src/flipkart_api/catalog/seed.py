@@ -7,7 +7,7 @@ import itertools
 from collections import Counter
 from collections.abc import Callable
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from ..db import insert_ignoring_conflicts
@@ -93,3 +93,21 @@ def _invalidate_catalog() -> None:
     from .cache_keys import invalidate_products  # keep seed's imports light
 
     invalidate_products([], categories=True)
+
+
+def settle(engine: Engine) -> None:
+    """After a bulk load: merge the text indexes' pending entries and refresh statistics.
+
+    GIN indexes take new rows into a pending list that every search then reads linearly
+    until a vacuum merges it: after seeding 10,000 products one search spent 22 ms of its
+    23 there, 1 ms once merged. Autovacuum gets to it eventually; a seed does it now. On
+    SQLite, FTS5's segments are merged (`optimize`) and the planner's statistics refreshed.
+    """
+    statements = (
+        ["VACUUM (ANALYZE) products", "VACUUM (ANALYZE) search_terms"]
+        if engine.dialect.name == "postgresql"
+        else ["INSERT INTO products_fts(products_fts) VALUES ('optimize')", "ANALYZE"]
+    )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for statement in statements:
+            conn.execute(text(statement))
