@@ -102,6 +102,9 @@ bench-outbox: $(STAMP) ## Orders/s with the outbox on and off, and webhook deliv
 search-quality: $(STAMP) ## Search relevance: nDCG@10, recall, zero results, typos over the judged queries (SQLite + PostgreSQL)
 	$(BIN)/python -m bench.search_quality $(ARGS)
 
+search-latency: $(STAMP) ## Uncached search, suggest and facet latency: PostgreSQL 10k/1M (10 clients), SQLite 100k (~20 min; ARGS=--quick)
+	$(BIN)/python -m bench.search_latency $(ARGS)
+
 lint-deploy: $(STAMP) test-rules ## Dockerfile (hadolint), workflows (actionlint), Kubernetes manifests (kubernetes-validate), test-rules
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/actionlint

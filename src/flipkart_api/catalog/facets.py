@@ -9,6 +9,7 @@ counts are exact: one GROUP BY per facet over the matching rows, in the page's t
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
@@ -39,36 +40,65 @@ def facet_counts(
     category_ids: list[int] | None,
     found: Matcher | None,
 ) -> Facets:
-    """The facets `query.facets` names, for what `query` finds."""
-    counted: dict[str, Any] = {}
+    """The facets `query.facets` names, for what `query` finds.
+
+    Facets whose own filter the query does not use count under the same conditions: they
+    share one scan of the matches (a GROUP BY over brand, category, price band, rating band
+    and stock), added up here. A facet whose filter is in use gets a scan of its own.
+    """
+    own = {
+        "brand": query.brand is not None,
+        "category": category_ids is not None,
+        "price": query.min_price is not None or query.max_price is not None,
+        "rating": query.min_rating is not None,
+        "in_stock": query.in_stock is not None,
+    }
+    scans: dict[str | None, list[str]] = {}
     for name in query.facet_names:
-        where = filters(query, but=name)
+        scans.setdefault(name if own[name] else None, []).append(name)
+    counted: dict[str, Any] = {}
+    for but, names in scans.items():
+        where = filters(query, but=but)
         if found is not None:
             where.append(found.anywhere)
-        if category_ids is not None and name != "category":
+        if category_ids is not None and but != "category":
             where.append(Product.category_id.in_(category_ids))
-        counted[name] = _COUNTERS[name](sess, where)
+        cube = _cube(sess, where)
+        for name in names:
+            counted[name] = _COUNTERS[name](sess, cube)
     return Facets(**counted)
 
 
-def _brands(sess: Session, where: list[ColumnElement[bool]]) -> list[BrandCount]:
-    rows = sess.execute(
-        select(Product.brand, func.count().label("n"))
-        .where(*where, Product.brand != "")
-        .group_by(Product.brand)
-        .order_by(func.count().desc(), Product.brand)
-        .limit(MAX_BRANDS)
-    )
-    return [BrandCount(brand=brand, count=n) for brand, n in rows]
+_BAND = case(
+    *((Product.price >= edge, i) for i, edge in reversed(list(enumerate(PRICE_EDGES)))),
+    else_=0,
+)
+_RATED = case(*((Product.rating >= r, r) for r in RATINGS), else_=0)
+_SELLING = case((Product.stock > 0, 1), else_=0)
 
 
-def _categories(sess: Session, where: list[ColumnElement[bool]]) -> list[CategoryCount]:
+def _cube(sess: Session, where: list[ColumnElement[bool]]) -> list[Any]:
+    """(brand, category id, price band, rating band, selling, count) of the matches."""
+    keys = (Product.brand, Product.category_id, _BAND, _RATED, _SELLING)
+    return list(sess.execute(select(*keys, func.count()).where(*where).group_by(*keys)).all())
+
+
+def _sum(cube: list[Any], column: int) -> Counter[Any]:
+    counts: Counter[Any] = Counter()
+    for row in cube:
+        counts[row[column]] += row[5]
+    return counts
+
+
+def _brands(_sess: Session, cube: list[Any]) -> list[BrandCount]:
+    counts = _sum(cube, 0)
+    ranked = sorted(((-n, b) for b, n in counts.items() if b), key=lambda nb: nb)[:MAX_BRANDS]
+    return [BrandCount(brand=b, count=-n) for n, b in ranked]
+
+
+def _categories(sess: Session, cube: list[Any]) -> list[CategoryCount]:
     """Counts per category, each including its sub-categories; empty categories left out."""
-    direct: dict[int, int] = dict(
-        sess.execute(
-            select(Product.category_id, func.count()).where(*where).group_by(Product.category_id)
-        ).all()
-    )
+    direct = _sum(cube, 1)
     tree = sess.execute(
         select(Category.id, Category.slug, Category.name, Category.parent_id).order_by(Category.id)
     ).all()
@@ -86,14 +116,8 @@ def _categories(sess: Session, where: list[ColumnElement[bool]]) -> list[Categor
     ]
 
 
-def _prices(sess: Session, where: list[ColumnElement[bool]]) -> list[PriceBucket]:
-    band = case(
-        *((Product.price >= edge, i) for i, edge in reversed(list(enumerate(PRICE_EDGES)))),
-        else_=0,
-    )
-    counts: dict[int, int] = dict(
-        sess.execute(select(band, func.count()).where(*where).group_by(band)).all()
-    )
+def _prices(_sess: Session, cube: list[Any]) -> list[PriceBucket]:
+    counts = _sum(cube, 2)
     bounds = [*PRICE_EDGES[1:], None]
     return [
         PriceBucket(min=low, max=high, count=counts.get(i, 0))
@@ -101,16 +125,17 @@ def _prices(sess: Session, where: list[ColumnElement[bool]]) -> list[PriceBucket
     ]
 
 
-def _ratings(sess: Session, where: list[ColumnElement[bool]]) -> list[RatingCount]:
-    sums = [func.coalesce(func.sum(case((Product.rating >= r, 1), else_=0)), 0) for r in RATINGS]
-    row = sess.execute(select(*sums).where(*where)).one()
-    return [RatingCount(at_least=r, count=int(n)) for r, n in zip(RATINGS, row, strict=True)]
+def _ratings(_sess: Session, cube: list[Any]) -> list[RatingCount]:
+    counts = _sum(cube, 3)
+    return [
+        RatingCount(at_least=r, count=sum(n for band, n in counts.items() if band >= r))
+        for r in RATINGS
+    ]
 
 
-def _stock(sess: Session, where: list[ColumnElement[bool]]) -> StockCount:
-    selling = func.coalesce(func.sum(case((Product.stock > 0, 1), else_=0)), 0)
-    row = sess.execute(select(selling, func.count()).where(*where)).one()
-    return StockCount(in_stock=int(row[0]), out_of_stock=int(row[1]) - int(row[0]))
+def _stock(_sess: Session, cube: list[Any]) -> StockCount:
+    counts = _sum(cube, 4)
+    return StockCount(in_stock=counts.get(1, 0), out_of_stock=counts.get(0, 0))
 
 
 _COUNTERS: dict[str, Any] = {

@@ -168,6 +168,11 @@ def _held(sess: Session, folded: set[str]) -> Sequence[Any]:
     ).all()
 
 
+# pg_trgm's `%` uses this setting; set for the transaction, once (session.info marks it).
+_SET_THRESHOLD = select(func.set_config("pg_trgm.similarity_threshold", str(SIMILARITY), True))
+_THRESHOLD = "flipkart_trgm_threshold_set"
+
+
 def padded_trigrams(word: str) -> set[str]:
     """pg_trgm's trigrams of one word: two spaces before it and one after."""
     padded = f"  {word} "
@@ -184,7 +189,9 @@ def _trigram_neighbours(sess: Session, folded: str) -> Sequence[Any]:
     """(term, weight) of up to CANDIDATES words whose accentless form shares trigrams."""
     low, high = len(folded) - 2, len(folded) + 2
     if sess.get_bind().dialect.name == "postgresql":
-        sess.execute(select(func.set_config("pg_trgm.similarity_threshold", str(SIMILARITY), True)))
+        if sess.info.get(_THRESHOLD) is not sess.get_transaction():  # once per transaction
+            sess.execute(_SET_THRESHOLD)
+            sess.info[_THRESHOLD] = sess.get_transaction()
         return sess.execute(
             text(
                 "SELECT term, weight FROM search_terms WHERE folded % :w "

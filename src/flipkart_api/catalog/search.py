@@ -54,6 +54,7 @@ class Matcher:
 
     tiers: dict[int, ColumnElement[bool]]
     body_hint: ColumnElement[bool] | None  # implied by "tier 1 but not 2" (PostgreSQL)
+    fuzzy_hint: ColumnElement[bool] | None = None  # implied by "tier 2 but not 3"
 
     @property
     def anywhere(self) -> ColumnElement[bool]:
@@ -112,8 +113,8 @@ def _tier(
     plain, steered = [], []
     for clause in plan.clauses:
         categories = clause.exact_categories | (clause.fuzzy_categories if fuzzy else frozenset())
-        words = match(where, clause_text(clause, fuzzy))
         if categories:
+            words = match(where, clause_text(clause, fuzzy))
             steered.append(or_(words, Product.category_id.in_(sorted(categories))))
         else:
             plain.append(clause_text(clause, fuzzy))
@@ -147,7 +148,28 @@ def matcher(plan: SearchPlan, dialect: str) -> Matcher:
     if relaxed is not None:
         loose = _tier(relaxed, "all", relaxed.has_fuzzy, clause_text, match, joiner)
         tiers[0] = and_(loose, excluded)
-    return Matcher(tiers, _body_hint(plan) if postgres else None)
+    hint = _fuzzy_hint(plan, clause_text, match) if plan.has_fuzzy else None
+    return Matcher(tiers, _body_hint(plan) if postgres else None, hint)
+
+
+def _fuzzy_hint(
+    plan: SearchPlan,
+    clause_text: Callable[[ClausePlan, bool], str],
+    match: Callable[[str, str], ColumnElement[bool]],
+) -> ColumnElement[bool]:
+    """Some clause matched only through a typo, a completion or a category they name.
+
+    What tier 2 adds to tier 3, as a positive condition the text index answers: without
+    it the engine walked every product backwards looking for the tier's (often no) rows.
+    """
+    parts: list[ColumnElement[bool]] = []
+    for clause in plan.clauses:
+        if clause.fuzzy:
+            only = ClausePlan(exact=clause.fuzzy)
+            parts.append(match("title", clause_text(only, False)))
+        if clause.fuzzy_categories:
+            parts.append(Product.category_id.in_(sorted(clause.fuzzy_categories)))
+    return or_(*parts)
 
 
 def _body_hint(plan: SearchPlan) -> ColumnElement[bool]:
@@ -181,7 +203,11 @@ def relevance_union(
         after_tier, after_id = decode_cursor(query.cursor, "relevance", datetime_key=False)
     own = {
         3: found.tiers[3],
-        2: and_(found.tiers[2], not_(found.tiers[3])),
+        2: and_(
+            found.tiers[2],
+            *([found.fuzzy_hint] if found.fuzzy_hint is not None else []),
+            not_(found.tiers[3]),
+        ),
         1: and_(
             found.tiers[1],
             *([found.body_hint] if found.body_hint is not None else []),

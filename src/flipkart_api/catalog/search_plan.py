@@ -9,6 +9,7 @@ category, "tv" through its synonym the Televisions category), with the sub-categ
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -87,8 +88,15 @@ class CategoryWords:
 
     @classmethod
     def load(cls, sess: Session) -> CategoryWords:
-        """Read the (small) category table."""
-        rows = sess.execute(select(Category.id, Category.parent_id, Category.name)).all()
+        """Read the (small) category table; the words are worked out once per tree."""
+        rows = tuple(
+            (cid, parent, name) for cid, parent, name in sess.execute(_CATEGORY_ROWS).all()
+        )
+        return _category_words(rows)
+
+    @classmethod
+    def of(cls, rows: tuple[tuple[int, int | None, str], ...]) -> CategoryWords:
+        """From (id, parent id, name) rows."""
         children: dict[int | None, list[int]] = {}
         for category_id, parent_id, _ in rows:
             children.setdefault(parent_id, []).append(category_id)
@@ -125,6 +133,15 @@ class CategoryWords:
             if any(w.startswith(prefix) and w != prefix for w in words):
                 found |= self.subtree[category_id]
         return frozenset(found)
+
+
+_CATEGORY_ROWS = select(Category.id, Category.parent_id, Category.name).order_by(Category.id)
+
+
+@functools.lru_cache(maxsize=4)
+def _category_words(rows: tuple[tuple[int, int | None, str], ...]) -> CategoryWords:
+    """CategoryWords of this exact tree: keyed by its rows, so a changed tree is a new one."""
+    return CategoryWords.of(rows)
 
 
 def _exact_terms(term: Term) -> list[Term]:
