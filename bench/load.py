@@ -179,7 +179,15 @@ def run(
     headers: tuple[str, ...] = (),
 ) -> dict[str, float]:
     """One wrk run: requests/s, latency percentiles (ms), error counts (and edge: counts)."""
-    cmd = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    cmd = [
+        "wrk",
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "5s",
+    ]
     for header in headers:
         cmd += ["-H", header]
     if script:

@@ -45,6 +45,7 @@ EXPECTED_ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/categories"): ADMIN,
     ("GET", "/api/v1/products"): PUBLIC,
     ("GET", "/api/v1/products/<int:product_id>"): PUBLIC,
+    ("GET", "/api/v1/search/suggest"): PUBLIC,
     ("POST", "/api/v1/products"): ADMIN,
     ("PATCH", "/api/v1/products/<int:product_id>"): ADMIN,
     ("DELETE", "/api/v1/products/<int:product_id>"): ADMIN,

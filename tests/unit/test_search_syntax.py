@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flipkart_api.catalog.lexicon import similarity, typo_budget
-from flipkart_api.catalog.search_plan import shortened
+from flipkart_api.catalog.search_fallbacks import shortened
 from flipkart_api.catalog.search_syntax import Clause, Term, parse
 from flipkart_api.catalog.search_words import fold, stem, synonyms, words_of
 

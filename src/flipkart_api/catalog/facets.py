@@ -18,15 +18,10 @@ from sqlalchemy.orm import Session
 from .listing import filters
 from .models import Category, Product
 from .schemas import (
-    BrandCount,
-    CategoryCount,
-    Facets,
-    PriceBucket,
     ProductQuery,
-    RatingCount,
-    StockCount,
 )
 from .search import Matcher
+from .search_schemas import BrandCount, CategoryCount, Facets, PriceBucket, RatingCount, StockCount
 
 MAX_BRANDS = 30  # the most frequent; a long tail of one-product brands helps nobody
 # Price bands in paise: Rs 0-500, 500-1,000, ... 50,000 and above.

@@ -1,10 +1,10 @@
 """The lexicon: the catalog's words, kept in step with its writes, and looked up by typo.
 
-Every product and category write adds its words (mapper events below, so no write path can
-forget; the seed adds a batch's words in one statement). A misspelt word is looked up by
-trigram, the engines' own index (pg_trgm's `%` on PostgreSQL, an FTS5 trigram table on
-SQLite, both over the same padded trigrams), and the candidates are ranked by edit
-distance (Damerau-Levenshtein, transpositions count once).
+Every product and category write adds its words (mapper events in lexicon_events.py, so
+no write path can forget; the seed adds a batch's words in one statement). A misspelt word
+is looked up by trigram, the engines' own index (pg_trgm's `%` on PostgreSQL, an FTS5
+trigram table on SQLite, both over the same padded trigrams), and the candidates are ranked
+by edit distance (Damerau-Levenshtein, transpositions count once).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from rapidfuzz.distance import OSA
-from sqlalchemy import Connection, Table, event, func, inspect, literal, or_, select, text
+from sqlalchemy import Connection, Table, func, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.orm import Session
 
-from .models import Category, Product, SearchBrand, SearchTerm
-from .search_words import count_words, fold, stem, words_of
+from .models import SearchBrand, SearchTerm
+from .search_words import fold, stem, words_of
 
 TERMS = cast(Table, SearchTerm.__table__)
 BRANDS = cast(Table, SearchBrand.__table__)
@@ -211,41 +211,3 @@ def _trigram_neighbours(sess: Session, folded: str) -> Sequence[Any]:
         ),
         {"m": match, "low": low, "high": high, "n": CANDIDATES},
     ).all()
-
-
-# -- kept in step with the writes ------------------------------------------------------
-def _product_text(product: Product) -> str:
-    return " ".join((product.name or "", product.brand or "", product.description or ""))
-
-
-def _new_words(target: Any, fields: tuple[str, ...]) -> Counter[str]:
-    """Words a changed object brings that its previous values did not have."""
-    state = inspect(target)
-    before: set[str] = set()
-    now: set[str] = set()
-    for name in fields:
-        history = state.attrs[name].history
-        if not history.has_changes():
-            continue
-        for value in history.deleted:
-            before.update(words_of(value or ""))
-        now.update(words_of(getattr(target, name) or ""))
-    return Counter(now - before)
-
-
-@event.listens_for(Product, "after_insert")
-def _product_added(_mapper: Mapper[Any], conn: Connection, target: Product) -> None:
-    add_words(conn, count_words([_product_text(target)]))
-    add_brands(conn, Counter([target.brand or ""]))
-
-
-@event.listens_for(Product, "after_update")
-def _product_changed(_mapper: Mapper[Any], conn: Connection, target: Product) -> None:
-    add_words(conn, _new_words(target, ("name", "brand", "description")))
-    if inspect(target).attrs.brand.history.has_changes():
-        add_brands(conn, Counter([target.brand or ""]))
-
-
-@event.listens_for(Category, "after_insert")
-def _category_added(_mapper: Mapper[Any], conn: Connection, target: Category) -> None:
-    add_words(conn, count_words([target.name or ""]))

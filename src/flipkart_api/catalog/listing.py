@@ -19,8 +19,9 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 from ..pagination import decode_cursor
 from .models import Product
 from .page_rows import Ordering, keyset, ordering, page_select
+from .relevance import relevance_steps
 from .schemas import ProductQuery
-from .search import Matcher, relevance_union
+from .search import Matcher
 
 FEW = 500  # a price range holding at most this many products is sorted, not walked
 
@@ -95,19 +96,20 @@ def build_query(
     category_ids: list[int] | None,
     few: Collection[int] = (),
     found: Matcher | None = None,
-) -> Select[Any]:
-    """SELECT products (+ sort key) for one page, with limit+1 rows to detect a next page.
+) -> list[Select[Any]]:
+    """SELECTs of products (+ sort key) for one page, each of limit+1 rows (a next page?).
 
-    `found`: what `q` matches (search.matcher), given whenever q is; relevance is its tier,
-    ties (most of them) newest first, by id. `few`: the scopes (category ids, or ALL) that
-    price_range_probe found holding at most FEW products.
+    One statement, except relevance: one per tier, to run in turn until limit+1 rows are
+    in (search.relevance_steps). `found`: what `q` matches (search.matcher), given whenever
+    q is; relevance is its tier, ties (most of them) newest first, by id. `few`: the scopes
+    (category ids, or ALL) that price_range_probe found holding at most FEW products.
     """
     conditions = filters(query)
     if query.q and found is not None:
         if query.effective_sort == "relevance":
             if category_ids is not None:
                 conditions.append(Product.category_id.in_(category_ids))
-            return relevance_union(query, conditions, found)
+            return relevance_steps(query, conditions, found)
         conditions.append(found.anywhere)
 
     order = ordering(query.effective_sort)
@@ -122,12 +124,12 @@ def build_query(
 
     if dialect == "postgresql" and (few or (category_ids is not None and len(category_ids) > 1)):
         scopes = _scopes(category_ids)
-        return _merged_scopes(order, conditions, scopes, set(few), query.limit + 1)
+        return [_merged_scopes(order, conditions, scopes, set(few), query.limit + 1)]
     if category_ids is not None:
         conditions.append(Product.category_id.in_(category_ids))
     sort_key: KeyedColumnElement[Any] = order.key.label("sort_key")
     stmt = page_select(sort_key).where(*conditions)
-    return stmt.order_by(*keyset(order.key, Product.id, order.descending)).limit(query.limit + 1)
+    return [stmt.order_by(*keyset(order.key, Product.id, order.descending)).limit(query.limit + 1)]
 
 
 def _merged_scopes(

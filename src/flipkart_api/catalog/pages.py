@@ -15,7 +15,8 @@ from .listing import build_query, price_range_probe, scopes_with_few
 from .models import Category, discount_percent
 from .schemas import ProductCategory, ProductOut, ProductPage, ProductQuery
 from .search import Matcher, matcher
-from .search_plan import CategoryWords, SearchPlan, plan, respelt, shortened
+from .search_fallbacks import respelt, shortened
+from .search_plan import CategoryWords, SearchPlan, plan
 from .search_syntax import parse
 
 
@@ -92,8 +93,12 @@ def _page_rows(
     if (probe := price_range_probe(query, dialect, category_ids)) is not None:
         held: dict[int, int] = dict(sess.execute(probe).all())
         few = scopes_with_few(held, category_ids)
-    stmt = build_query(query, dialect, category_ids, few=few, found=found)
-    return list(sess.execute(stmt).all())
+    rows: list[Row[Any]] = []
+    for stmt in build_query(query, dialect, category_ids, few=few, found=found):
+        rows += sess.execute(stmt).all()
+        if len(rows) > query.limit:  # a full page and a sign of the next: lower tiers wait
+            break
+    return rows[: query.limit + 1]
 
 
 def _product_from_row(row: Row[Any]) -> ProductOut:

@@ -22,9 +22,8 @@ from .schemas import (
     ProductPage,
     ProductPatch,
     ProductQuery,
-    Suggestions,
-    SuggestQuery,
 )
+from .search_schemas import Suggestions, SuggestQuery
 
 bp = APIBlueprint("catalog", __name__, url_prefix="/api/v1", tag="Catalog")
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ..cache import Cached, cache
 from ..errors import Conflict, InvalidInput, NotFound
 from ..uow import UnitOfWork
-from . import lexicon  # noqa: F401  (its mapper events keep the lexicon in step)
+from . import lexicon_events  # noqa: F401  (its mapper events keep the lexicon in step)
 from .cache_keys import (
     BY_TEXT,
     CATEGORIES,
@@ -37,8 +37,8 @@ from .schemas import (
     ProductOut,
     ProductPatch,
     ProductQuery,
-    SuggestQuery,
 )
+from .search_schemas import SuggestQuery
 from .slugs import slugify
 from .suggest import suggestions
 

@@ -8,14 +8,17 @@ list and categories from the (small) category table. Answers are cached like pro
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from . import lexicon
 from .models import Category, Product
-from .schemas import SuggestedCategory, SuggestedProduct, Suggestions, SuggestQuery
+from .relevance import windowed
 from .search import matcher
 from .search_plan import CategoryWords, plan
+from .search_schemas import SuggestedCategory, SuggestedProduct, Suggestions, SuggestQuery
 from .search_syntax import Parsed, parse
 from .search_words import normalise
 
@@ -51,15 +54,17 @@ def _products(
     sess: Session, title_match: ColumnElement[bool], limit: int
 ) -> list[SuggestedProduct]:
     """The newest products whose name or brand match, typos and the prefix allowed."""
-    rows = sess.execute(
-        select(Product.id, Product.slug, Product.name, Product.brand, Product.price)
-        .where(title_match)
-        .order_by(Product.id.desc())
-        .limit(limit)
+    columns = cast(
+        Select[Any], select(Product.id, Product.slug, Product.name, Product.brand, Product.price)
     )
+    rows: list[Any] = []
+    for stmt in windowed(columns, [title_match], limit):
+        rows += sess.execute(stmt).all()
+        if len(rows) >= limit:
+            break
     return [
         SuggestedProduct(id=r.id, slug=r.slug, name=r.name, brand=r.brand, price=r.price)
-        for r in rows
+        for r in rows[:limit]
     ]
 
 
