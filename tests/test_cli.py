@@ -239,6 +239,10 @@ def test_readme_walkthrough_works(tmp_path: Path) -> None:
     assert json.loads(lines[2])["items"][0]["quantity"] == 2
     assert json.loads(lines[3])["status"] == "placed"
     assert json.loads(lines[4])["status"] == "cancelled"
+    assert "samsung" in json.loads(lines[5])["completions"]
+    typo = json.loads(lines[6])  # a typo, with the counts beside the page
+    assert typo["items"][0]["brand"] == "Samsung"
+    assert typo["facets"]["brand"][0]["brand"] == "Samsung"
 
 
 @pytest.mark.slow  # starts its own app server, whose embedded worker delivers
