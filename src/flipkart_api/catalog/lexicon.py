@@ -49,34 +49,28 @@ class Neighbour:
 
 def add_words(conn: Connection | Session, counts: Counter[str]) -> None:
     """Add these words (with how many texts held each) to the lexicon, or raise their weight."""
-    if not counts:
-        return
-    dialect = conn.get_bind().dialect.name if isinstance(conn, Session) else conn.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(TERMS)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[TERMS.c.term], set_={"weight": TERMS.c.weight + stmt.excluded.weight}
-    )
-    # In word order: concurrent writers lock the rows they share in the same order.
-    rows = [
-        {"term": t, "stem": stem(t), "folded": fold(t), "weight": counts[t]} for t in sorted(counts)
-    ]
-    conn.execute(stmt, rows)
+    rows = [{"term": t, "stem": stem(t), "folded": fold(t), "weight": counts[t]} for t in counts]
+    _add_weights(conn, TERMS, rows)
 
 
 def add_brands(conn: Connection | Session, counts: Counter[str]) -> None:
     """Add these brands (with how many products bring each) to the brand list."""
-    counts = Counter({brand: n for brand, n in counts.items() if brand})
-    if not counts:
+    rows = [{"brand": b, "words": brand_words(b), "weight": n} for b, n in counts.items() if b]
+    _add_weights(conn, BRANDS, rows)
+
+
+def _add_weights(conn: Connection | Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows, or add their weight to the rows already there (one statement)."""
+    if not rows:
         return
+    key = table.primary_key.columns.values()[0]
     dialect = conn.get_bind().dialect.name if isinstance(conn, Session) else conn.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(BRANDS)
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     stmt = stmt.on_conflict_do_update(
-        index_elements=[BRANDS.c.brand], set_={"weight": BRANDS.c.weight + stmt.excluded.weight}
+        index_elements=[key], set_={"weight": table.c.weight + stmt.excluded.weight}
     )
-    rows = [{"brand": b, "words": brand_words(b), "weight": counts[b]} for b in sorted(counts)]
-    conn.execute(stmt, rows)
+    # In key order: concurrent writers lock the rows they share in the same order.
+    conn.execute(stmt, sorted(rows, key=lambda row: str(row[key.name])))
 
 
 def brand_words(brand: str) -> str:
