@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flipkart_api.catalog.lexicon import similarity, typo_budget
+from flipkart_api.catalog.lexicon import osa_distance, similarity, typo_budget
 from flipkart_api.catalog.search_fallbacks import shortened
 from flipkart_api.catalog.search_syntax import Clause, Term, parse
 from flipkart_api.catalog.search_words import fold, stem, synonyms, words_of
@@ -81,3 +81,11 @@ def test_shortened_drops_clauses_from_the_end() -> None:
         "iphone -refurbished",
     ]
     assert shortened("samsung") == []
+
+
+def test_edit_distances_count_a_swap_once() -> None:
+    cases = [("samsng", "samsung", 1), ("iphnoe", "iphone", 1), ("lgeo", "lego", 1),
+             ("labtob", "laptop", 2), ("", "abc", 3), ("abc", "abc", 0), ("ca", "abc", 3),
+             ("sony", "sonu", 1), ("kitten", "sitting", 3)]  # fmt: skip
+    for a, b, want in cases:
+        assert osa_distance(a, b) == want == osa_distance(b, a), (a, b)

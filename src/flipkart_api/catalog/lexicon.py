@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from rapidfuzz.distance import OSA
 from sqlalchemy import Connection, Table, func, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -126,7 +125,7 @@ def neighbours(sess: Session, word: str, budget: int) -> list[Neighbour]:
             continue
         if folded_term not in swapped and similarity(folded, folded_term) < SIMILARITY:
             continue
-        distance = OSA.distance(folded, folded_term, score_cutoff=budget)
+        distance = osa_distance(folded, folded_term)
         if distance <= budget:
             found.append(Neighbour(term, distance, weight))
     # A typo rarely hits the first letter: on equal distance, same first letter first.
@@ -165,6 +164,25 @@ def _held(sess: Session, folded: set[str]) -> Sequence[Any]:
 # pg_trgm's `%` uses this setting; set for the transaction, once (session.info marks it).
 _SET_THRESHOLD = select(func.set_config("pg_trgm.similarity_threshold", str(SIMILARITY), True))
 _THRESHOLD = "flipkart_trgm_threshold_set"
+
+
+def osa_distance(a: str, b: str) -> int:
+    """Edits from a to b: insertions, deletions, substitutions, swaps of neighbours (OSA).
+
+    Written here rather than taken from rapidfuzz: its wheel is 12 MB, over the image's
+    budget, for a few dozen comparisons of words of at most 40 letters per search.
+    """
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
 
 
 def padded_trigrams(word: str) -> set[str]:
