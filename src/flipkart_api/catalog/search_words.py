@@ -1,8 +1,8 @@
 """Words as search sees them: splitting, stems, stop words and synonyms (both backends).
 
 One splitting rule for what is indexed (the lexicon, lexicon.py) and what is asked (q,
-search_syntax.py), so a word typed is compared with the words stored. Stems are the
-Snowball English stemmer's, the dictionary behind PostgreSQL's 'english' configuration.
+search_syntax.py), so a word typed is compared with the words stored. Stems are
+singulars (`stem`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-
-import snowballstemmer
 
 # Letters and digits of any script; everything else (spaces, punctuation, _) separates.
 _SEPARATORS = re.compile(r"[\W_]+")
@@ -88,21 +86,27 @@ def count_words(texts: Iterable[str]) -> Counter[str]:
     return counts
 
 
-_STEMMER = snowballstemmer.stemmer("english")
-
-
 @functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """The word's Snowball English stem: phones -> phone, televisions -> televis."""
-    stemmed: str = _STEMMER.stemWord(word)
-    return stemmed
+    """The word's singular, by English plural endings: phones, watches, batteries, tvs.
+
+    Only compared with itself (the lexicon's stems, category names, synonyms), so it need
+    not match PostgreSQL's dictionary; the engines stem the words they match on their own.
+    """
+    if len(word) <= 3 or word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "zes", "sses")):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") else word
 
 
 def synonyms(word: str) -> tuple[tuple[str, ...], ...]:
     """The other members of `word`'s synonym group (compared by stem, a plural's too)."""
     found = _SYNONYMS.get(stem(word))
     if found is None and word.endswith("s"):
-        found = _SYNONYMS.get(stem(word[:-1]))  # "tvs": Snowball leaves it whole
+        found = _SYNONYMS.get(stem(word[:-1]))  # "tvs" (a short word keeps its s)
     return found or ()
 
 

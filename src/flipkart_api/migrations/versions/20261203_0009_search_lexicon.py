@@ -4,7 +4,7 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-03
 
-Both backends get `search_terms` (a word of the catalog, its Snowball English stem, the word
+Both backends get `search_terms` (a word of the catalog, its singular (stem), the word
 without accents, and how many products and categories brought it in),
 filled here from the products and categories there are, and trigram-indexed (the accentless
 form) for typo lookups: pg_trgm's GIN index on PostgreSQL; on SQLite a contentless FTS5 trigram table fed
@@ -26,7 +26,6 @@ import re
 import unicodedata
 from collections import Counter
 
-import snowballstemmer
 import sqlalchemy as sa
 from alembic import op
 
@@ -69,6 +68,16 @@ SQLITE_DDL = (
 )
 
 
+def _stem(word: str) -> str:
+    if len(word) <= 3 or word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "zes", "sses")):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") else word
+
+
 def _fold(word: str) -> str:
     decomposed = unicodedata.normalize("NFKD", word)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
@@ -102,11 +111,10 @@ def _backfill(conn: sa.Connection) -> None:
         for row in rows:
             counts.update(_words(row.name) | _words(row.brand) | _words(row.description))
         last = rows[-1].id
-    stemmer = snowballstemmer.stemmer("english")
     terms = sorted(counts)
     for start in range(0, len(terms), BATCH):
         chunk = [
-            {"t": t, "s": stemmer.stemWord(t), "f": _fold(t), "w": counts[t]}
+            {"t": t, "s": _stem(t), "f": _fold(t), "w": counts[t]}
             for t in terms[start : start + BATCH]
         ]
         conn.execute(
