@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,7 +52,6 @@ class SearchPlan:
 
     clauses: tuple[ClausePlan, ...]
     excluded: tuple[Term, ...] = ()
-    corrections: dict[str, str] = field(default_factory=dict)  # misspelt word -> nearest
 
     @property
     def has_fuzzy(self) -> bool:
@@ -75,7 +74,7 @@ class SearchPlan:
         )
         drop = weakest[-1]
         kept = self.clauses[:drop] + self.clauses[drop + 1 :]
-        return SearchPlan(kept, self.excluded, self.corrections)
+        return SearchPlan(kept, self.excluded)
 
 
 @dataclass(frozen=True)
@@ -159,7 +158,6 @@ def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan
     """Look the query's words up in the lexicon and the category names."""
     single = [t.words[0] for c in parsed.clauses for t in c.terms if t.is_word]
     held = lexicon.known(sess, single)
-    corrections: dict[str, str] = {}
     clauses = []
     for position, clause in enumerate(parsed.clauses):
         exact = [t for term in clause.terms for t in _exact_terms(term)]
@@ -179,8 +177,6 @@ def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan
                 continue  # a word being typed that starts real words is not misspelt (yet)
             near = lexicon.neighbours(sess, word, lexicon.typo_budget(word))
             near = [n for n in near if n.distance == near[0].distance][:TYPO_CHOICES]
-            if near:
-                corrections[word] = near[0].term
             fuzzy.extend(Term((n.term,)) for n in near if Term((n.term,)) not in exact)
         # a completion with an exact term's stem matches nothing new ("speakers")
         stems = {stem(t.words[0]) for t in exact if t.is_word}
@@ -201,7 +197,7 @@ def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan
                 guessed=bool(fuzzy) and not (completes or exact_categories) and not written_known,
             )
         )
-    return SearchPlan(tuple(clauses), parsed.excluded, corrections)
+    return SearchPlan(tuple(clauses), parsed.excluded)
 
 
 def _completions(sess: Session, prefix: str) -> list[str]:
