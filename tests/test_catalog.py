@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -361,3 +362,34 @@ def test_seeding_again_adds_only_the_missing_products_without_id_gaps(app: Flask
             .one()
         )
     assert (low, high, count) == (1, 45, 45)
+
+
+def test_sqlite_walks_the_newest_products_for_a_category_word(sqlite_template: Path) -> None:
+    """A clause steered to a category ("men": the word, or the Men category) must not be a
+    MULTI-INDEX OR on SQLite: that gathers every match and sorts them (34 ms for "men" at
+    100,000 products) where walking the newest products by id fills the page at once."""
+    from sqlalchemy import create_engine, text
+
+    from flipkart_api.catalog.relevance import relevance_steps
+    from flipkart_api.catalog.schemas import ProductQuery
+    from flipkart_api.catalog.search import matcher
+    from flipkart_api.catalog.search_plan import ClausePlan, SearchPlan
+    from flipkart_api.catalog.search_syntax import Term
+
+    steered = ClausePlan(
+        exact=(Term(("men",)),),
+        fuzzy=(Term(("mens",)),),
+        exact_categories=frozenset({13}),
+        fuzzy_categories=frozenset({14}),
+    )
+    found = matcher(SearchPlan((steered,)), "sqlite")
+    engine = create_engine(f"sqlite:///{sqlite_template}")
+    recent = relevance_steps(ProductQuery(q="men"), [], found)[::2]  # each tier's window
+    assert len(recent) == 3  # tiers 3, 2 (the typo and its category) and 1
+    with engine.connect() as conn:
+        for stmt in recent:
+            sql = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+            plan = "\n".join(row[3] for row in conn.execute(text("EXPLAIN QUERY PLAN " + sql)))
+            assert "MULTI-INDEX OR" not in plan, plan
+            assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
+    engine.dispose()

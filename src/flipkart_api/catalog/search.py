@@ -94,14 +94,34 @@ def _fts_match(where: str, query: str) -> ColumnElement[bool]:
 
 
 # -- the tiers ---------------------------------------------------------------------------
-def _tier(
-    plan: SearchPlan,
-    where: str,
-    fuzzy: bool,
-    clause_text: Callable[[ClausePlan, bool], str],
-    match: Callable[[str, str], ColumnElement[bool]],
-    joiner: str,
-) -> ColumnElement[bool]:
+@dataclass(frozen=True)
+class _Engine:
+    """How one backend writes a clause, matches it, and joins clauses."""
+
+    clause_text: Callable[[ClausePlan, bool], str]
+    match: Callable[[str, str], ColumnElement[bool]]
+    joiner: str
+    postgres: bool
+
+    def either(self, words: ColumnElement[bool], categories: frozenset[int]) -> ColumnElement[bool]:
+        """The words matched, or the product in one of the categories.
+
+        SQLite answers an OR of two indexed conditions by gathering both whole and sorting
+        them (a MULTI-INDEX OR), even under ORDER BY id DESC LIMIT 21: 34 ms for "men"
+        (10,000 matches at 100,000 products). Behind coalesce() it cannot see the OR, so it
+        walks the newest products by id, which a category's many rows fill at once, or
+        lets the clause's other words' index lead. PostgreSQL weighs the OR with real
+        statistics and gets it plain.
+        """
+        found = or_(words, Product.category_id.in_(sorted(categories)))
+        return found if self.postgres else func.coalesce(found, false()) == true()
+
+
+_POSTGRES = _Engine(_pg_clause, _pg_match, " & ", postgres=True)
+_SQLITE = _Engine(_fts_clause, _fts_match, " AND ", postgres=False)
+
+
+def _tier(plan: SearchPlan, where: str, fuzzy: bool, engine: _Engine) -> ColumnElement[bool]:
     """Every clause: its words in `where`, or the product in a category it names.
 
     A clause nothing can match (no word of it in the lexicon, no typo, category or
@@ -114,62 +134,56 @@ def _tier(
     for clause in plan.clauses:
         categories = clause.exact_categories | (clause.fuzzy_categories if fuzzy else frozenset())
         if categories:
-            words = match(where, clause_text(clause, fuzzy))
-            steered.append(or_(words, Product.category_id.in_(sorted(categories))))
+            words = engine.match(where, engine.clause_text(clause, fuzzy))
+            steered.append(engine.either(words, categories))
         else:
-            plain.append(clause_text(clause, fuzzy))
-    conditions = ([match(where, joiner.join(plain))] if plain else []) + steered
-    return and_(true(), *conditions)
+            plain.append(engine.clause_text(clause, fuzzy))
+    conditions = [engine.match(where, engine.joiner.join(plain))] if plain else []
+    return and_(true(), *conditions, *steered)
 
 
 def matcher(plan: SearchPlan, dialect: str) -> Matcher:
     """The tiers' conditions for `plan` on `dialect`, exclusions applied to each."""
-    postgres = dialect == "postgresql"
-    clause_text = _pg_clause if postgres else _fts_clause
-    match = _pg_match if postgres else _fts_match
-    joiner = " & " if postgres else " AND "
+    engine = _POSTGRES if dialect == "postgresql" else _SQLITE
     if not plan.clauses:
         return Matcher({tier: false() for tier in TIERS}, None)
     excluded: ColumnElement[bool] = true()
     if plan.excluded:
-        if postgres:
+        if engine.postgres:
             ex = " | ".join(f"({_pg(t)})" for t in plan.excluded)
         else:
             ex = " OR ".join(_fts(t) for t in plan.excluded)
-        excluded = not_(match("all", ex))
+        excluded = not_(engine.match("all", ex))
 
     def tier(where: str, fuzzy: bool) -> ColumnElement[bool]:
-        return and_(_tier(plan, where, fuzzy, clause_text, match, joiner), excluded)
+        return and_(_tier(plan, where, fuzzy, engine), excluded)
 
     tiers = {3: tier("title", False)}
     tiers[2] = tier("title", True) if plan.has_fuzzy else tiers[3]
     tiers[1] = tier("all", plan.has_fuzzy)
     relaxed = plan.relaxed()
     if relaxed is not None:
-        loose = _tier(relaxed, "all", relaxed.has_fuzzy, clause_text, match, joiner)
-        tiers[0] = and_(loose, excluded)
-    hint = _fuzzy_hint(plan, clause_text, match) if plan.has_fuzzy else None
-    return Matcher(tiers, _body_hint(plan) if postgres else None, hint)
+        tiers[0] = and_(_tier(relaxed, "all", relaxed.has_fuzzy, engine), excluded)
+    hint = _fuzzy_hint(plan, engine) if plan.has_fuzzy else None
+    return Matcher(tiers, _body_hint(plan) if engine.postgres else None, hint)
 
 
-def _fuzzy_hint(
-    plan: SearchPlan,
-    clause_text: Callable[[ClausePlan, bool], str],
-    match: Callable[[str, str], ColumnElement[bool]],
-) -> ColumnElement[bool]:
+def _fuzzy_hint(plan: SearchPlan, engine: _Engine) -> ColumnElement[bool]:
     """Some clause matched only through a typo, a completion or a category they name.
 
     What tier 2 adds to tier 3, as a positive condition the text index answers: without
     it the engine walked every product backwards looking for the tier's (often no) rows.
     """
-    parts: list[ColumnElement[bool]] = []
+    words: list[ColumnElement[bool]] = []
+    categories: set[int] = set()
     for clause in plan.clauses:
         if clause.fuzzy:
             only = ClausePlan(exact=clause.fuzzy)
-            parts.append(match("title", clause_text(only, False)))
-        if clause.fuzzy_categories:
-            parts.append(Product.category_id.in_(sorted(clause.fuzzy_categories)))
-    return or_(*parts)
+            words.append(engine.match("title", engine.clause_text(only, False)))
+        categories |= clause.fuzzy_categories
+    if not categories:
+        return or_(*words)
+    return engine.either(or_(false(), *words), frozenset(categories))
 
 
 def _body_hint(plan: SearchPlan) -> ColumnElement[bool]:
