@@ -30,8 +30,7 @@ def load_page(sess: Session, query: ProductQuery) -> ProductPage:
     if query.q and not rows:  # nothing, or a later page: what did the first page show?
         corrected = _respelt_if_nothing(sess, query, dialect, category_ids, found)
         if corrected is not None:
-            shown, found = corrected
-            rows = _page_rows(sess, query, dialect, category_ids, found)
+            shown, found, rows = corrected
     page, more = rows[: query.limit], len(rows) > query.limit
     next_cursor = None
     if more and page:
@@ -61,15 +60,17 @@ def _respelt_if_nothing(
     dialect: str,
     category_ids: list[int] | None,
     found: Matcher | None,
-) -> tuple[str, Matcher] | None:
+) -> tuple[str, Matcher, list[Row[Any]]] | None:
     """When q finds nothing at all: the first of q respelt, then q (respelt) shortened by
-    its last words, that finds something, and what it finds.
+    its last words, that finds something, what it finds, and the page's rows of that.
 
-    Decided without the cursor, so every page of one q answers for the same query.
+    Decided without the cursor, so every page of one q answers for the same query. On the
+    first page the candidates are asked for the page itself, which is then not read again.
     """
     first = query.model_copy(update={"cursor": None, "limit": 1})
     if query.cursor and _page_rows(sess, first, dialect, category_ids, found):
         return None  # q finds something: this is just a page past its end
+    probe = first if query.cursor else query
     q = query.q or ""
     other = respelt(sess, q)
     for candidate in ([other] if other else []) + shortened(other or q):
@@ -77,8 +78,10 @@ def _respelt_if_nothing(
         if all(clause.unknown for clause in planned.clauses):
             continue  # nothing can match it: no need to ask
         corrected = matcher(planned, dialect)
-        if _page_rows(sess, first, dialect, category_ids, corrected):
-            return candidate, corrected
+        if rows := _page_rows(sess, probe, dialect, category_ids, corrected):
+            if probe is not query:
+                rows = _page_rows(sess, query, dialect, category_ids, corrected)
+            return candidate, corrected, rows
     return None
 
 
