@@ -79,7 +79,7 @@ def _respelt_if_nothing(
             continue  # nothing can match it: no need to ask
         corrected = matcher(planned, dialect)
         if rows := _page_rows(sess, probe, dialect, category_ids, corrected):
-            if probe is not query:
+            if query.cursor:  # that was one row of the first page: now the page asked for
                 rows = _page_rows(sess, query, dialect, category_ids, corrected)
             return candidate, corrected, rows
     return None

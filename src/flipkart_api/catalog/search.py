@@ -81,6 +81,14 @@ def _fts_clause(clause: ClausePlan, fuzzy: bool) -> str:
     return "(" + " OR ".join(_fts(t) for t in _options(clause, fuzzy)) + ")"
 
 
+def _pg_any(terms: tuple[Term, ...]) -> str:
+    return " | ".join(f"({_pg(t)})" for t in terms)
+
+
+def _fts_any(terms: tuple[Term, ...]) -> str:
+    return " OR ".join(_fts(t) for t in terms)
+
+
 def _pg_match(where: str, query: str) -> ColumnElement[bool]:
     vector: ColumnElement[Any] = literal_column(f"products.{_VECTORS[where]}")
     return vector.op("@@")(func.to_tsquery(_ENGLISH, query))
@@ -99,6 +107,7 @@ class _Engine:
     """How one backend writes a clause, matches it, and joins clauses."""
 
     clause_text: Callable[[ClausePlan, bool], str]
+    any_text: Callable[[tuple[Term, ...]], str]  # any of the terms (what `-term` excludes)
     match: Callable[[str, str], ColumnElement[bool]]
     joiner: str
     postgres: bool
@@ -117,8 +126,8 @@ class _Engine:
         return found if self.postgres else func.coalesce(found, false()) == true()
 
 
-_POSTGRES = _Engine(_pg_clause, _pg_match, " & ", postgres=True)
-_SQLITE = _Engine(_fts_clause, _fts_match, " AND ", postgres=False)
+_POSTGRES = _Engine(_pg_clause, _pg_any, _pg_match, " & ", postgres=True)
+_SQLITE = _Engine(_fts_clause, _fts_any, _fts_match, " AND ", postgres=False)
 
 
 def _tier(plan: SearchPlan, where: str, fuzzy: bool, engine: _Engine) -> ColumnElement[bool]:
@@ -149,11 +158,7 @@ def matcher(plan: SearchPlan, dialect: str) -> Matcher:
         return Matcher({tier: false() for tier in TIERS}, None)
     excluded: ColumnElement[bool] = true()
     if plan.excluded:
-        if engine.postgres:
-            ex = " | ".join(f"({_pg(t)})" for t in plan.excluded)
-        else:
-            ex = " OR ".join(_fts(t) for t in plan.excluded)
-        excluded = not_(engine.match("all", ex))
+        excluded = not_(engine.match("all", engine.any_text(plan.excluded)))
 
     def tier(where: str, fuzzy: bool) -> ColumnElement[bool]:
         return and_(_tier(plan, where, fuzzy, engine), excluded)
@@ -181,9 +186,8 @@ def _fuzzy_hint(plan: SearchPlan, engine: _Engine) -> ColumnElement[bool]:
             only = ClausePlan(exact=clause.fuzzy)
             words.append(engine.match("title", engine.clause_text(only, False)))
         categories |= clause.fuzzy_categories
-    if not categories:
-        return or_(*words)
-    return engine.either(or_(false(), *words), frozenset(categories))
+    typed = or_(false(), *words)
+    return engine.either(typed, frozenset(categories)) if categories else typed
 
 
 def _body_hint(plan: SearchPlan) -> ColumnElement[bool]:
