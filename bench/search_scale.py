@@ -50,7 +50,8 @@ def _sql(app: Any, params: dict[str, str]) -> str:
         ids = descendant_ids(session(), query.category) if query.category else None
         found = search_matcher(session(), query.q, "postgresql") if query.q else None
         steps = build_query(query, "postgresql", ids, found=found)  # relevance: the first tier
-        return str(steps[0].compile(session().get_bind(), compile_kwargs={"literal_binds": True}))
+        first = next(iter(steps))
+        return str(first.compile(session().get_bind(), compile_kwargs={"literal_binds": True}))
 
 
 def measure(app: Any, url: str, size: int, force_index: bool = False) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -96,13 +96,14 @@ def build_query(
     category_ids: list[int] | None,
     few: Collection[int] = (),
     found: Matcher | None = None,
-) -> list[Select[Any]]:
+) -> Iterable[Select[Any]]:
     """SELECTs of products (+ sort key) for one page, each of limit+1 rows (a next page?).
 
-    One statement, except relevance: one per tier, to run in turn until limit+1 rows are
-    in (search.relevance_steps). `found`: what `q` matches (search.matcher), given whenever
-    q is; relevance is its tier, ties (most of them) newest first, by id. `few`: the scopes
-    (category ids, or ALL) that price_range_probe found holding at most FEW products.
+    One statement, except relevance: two per tier, to run in turn until limit+1 rows are in
+    (relevance.relevance_steps, built as they are run). `found`: what `q` matches
+    (search.matcher), given whenever q is; relevance is its tier, ties (most of them) newest
+    first, by id. `few`: the scopes (category ids, or ALL) that price_range_probe found
+    holding at most FEW products.
     """
     conditions = filters(query)
     if query.q and found is not None:
