@@ -90,22 +90,30 @@ def brands_with_word(sess: Session, prefix: str, limit: int) -> list[str]:
     )
 
 
-def known(sess: Session, words: Iterable[str]) -> set[str]:
-    """The words among `words` the lexicon holds, as written or by stem (phones: phone)."""
+def known(sess: Session, words: Iterable[str]) -> dict[str, int]:
+    """The words among `words` the lexicon holds, as written or by stem (phones: phone),
+    each with at most how many products hold it: the weights of its stem's words, added
+    up (a text's words are counted once each, so "phone" and "phones" may both count it).
+    """
     wanted = sorted(set(words))
     if not wanted:
-        return set()
+        return {}
     stems = {w: stem(w) for w in wanted}
     rows = sess.execute(
-        select(TERMS.c.term, TERMS.c.stem).where(
+        select(TERMS.c.term, TERMS.c.stem, TERMS.c.weight).where(
             or_(TERMS.c.term.in_(wanted), TERMS.c.stem.in_(sorted(set(stems.values()))))
         )
     )
-    held_terms, held_stems = set(), set()
-    for term, term_stem in rows:
-        held_terms.add(term)
-        held_stems.add(term_stem)
-    return {w for w in wanted if w in held_terms or stems[w] in held_stems}
+    by_term: dict[str, int] = {}
+    by_stem: Counter[str] = Counter()
+    for term, term_stem, weight in rows:
+        by_term[term] = weight
+        by_stem[term_stem] += weight
+    return {
+        w: max(by_stem[stems[w]], by_term.get(w, 0))
+        for w in wanted
+        if w in by_term or stems[w] in by_stem
+    }
 
 
 def neighbours(sess: Session, word: str, budget: int) -> list[Neighbour]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, not_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, literal, not_, select, true
 
 from ..pagination import decode_cursor
 from .models import Product
@@ -43,7 +43,7 @@ def relevance_steps(
             where.append(Product.id < after_id)
         before = after_id if after_tier == tier else None
         columns = page_select(literal(tier).label("sort_key"))
-        yield from windowed(columns, where, query.limit + 1, before)
+        yield from windowed(columns, where, query.limit + 1, before, walk=tier in found.walked)
 
 
 def tier_only(found: Matcher, tier: int) -> ColumnElement[bool]:
@@ -58,7 +58,11 @@ def tier_only(found: Matcher, tier: int) -> ColumnElement[bool]:
 
 
 def windowed(
-    columns: Select[Any], where: list[ColumnElement[bool]], rows: int, before: int | None = None
+    columns: Select[Any],
+    where: list[ColumnElement[bool]],
+    rows: int,
+    before: int | None = None,
+    walk: bool = False,
 ) -> Iterator[Select[Any]]:
     """The newest `rows` products matching `where` (below id `before`), as two statements
     run in turn.
@@ -69,11 +73,15 @@ def windowed(
     (`id + 0`) so that the text index answers it: the matches are then known to be sparse.
     Walking by id alone, PostgreSQL took 0.8-1.2 s at 1,000,000 products for a word that
     matched nothing (it estimates an unknown word at hundreds of rows).
+
+    walk: the window is walked by id whatever the planner guesses (`where` hidden from
+    the indexes behind coalesce()), for matches it would take for rare (search._walked).
     """
     top = select(func.max(Product.id))
     if before is not None:
         top = top.where(Product.id < before)
     bound = func.coalesce(top.scalar_subquery(), 0) - WINDOW
-    yield columns.where(*where, Product.id > bound).order_by(Product.id.desc()).limit(rows)
+    recent = [func.coalesce(and_(*where), false()) == true()] if walk else where
+    yield columns.where(*recent, Product.id > bound).order_by(Product.id.desc()).limit(rows)
     rest = columns.where(*where, Product.id <= bound)
     yield rest.order_by((Product.id + 0).desc()).limit(rows)

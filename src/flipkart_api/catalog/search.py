@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 
 from .models import Product
+from .search_bounds import walked_tiers
 from .search_plan import ClausePlan, SearchPlan
 from .search_syntax import Term
 
@@ -48,6 +49,7 @@ class Matcher:
     tiers: dict[int, ColumnElement[bool]]
     body_hint: ColumnElement[bool] | None  # implied by "tier 1 but not 2" (PostgreSQL)
     widened: ColumnElement[bool] | None = None  # tier 2 where a typo, completion... let it in
+    walked: frozenset[int] = frozenset()  # tiers whose newest matches are found by walking ids
 
     @property
     def anywhere(self) -> ColumnElement[bool]:
@@ -173,7 +175,8 @@ def matcher(plan: SearchPlan, dialect: str) -> Matcher:
     if relaxed is not None:
         tiers[0] = and_(_tier(relaxed, "all", relaxed.has_fuzzy, engine), excluded)
     widened = _widened(plan, engine, tiers[2], excluded) if plan.has_fuzzy else None
-    return Matcher(tiers, _body_hint(plan) if engine.postgres else None, widened)
+    walked = walked_tiers(plan, relaxed) if engine.postgres else frozenset()
+    return Matcher(tiers, _body_hint(plan) if engine.postgres else None, widened, walked)
 
 
 def _widened(

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from . import lexicon
 from .models import Category
+from .search_bounds import at_most
 from .search_syntax import Clause, Parsed, Term
 from .search_words import stem, synonyms, words_of
 
@@ -39,6 +40,10 @@ class ClausePlan:
     fuzzy_categories: frozenset[int] = frozenset()
     unknown: bool = False  # nothing in the catalog can match it (no word, category, typo)
     guessed: bool = False  # only typo corrections of its words can match it
+    # At most how many products its words match as written, and with the fuzzy terms too
+    # (from the lexicon's weights); None: not known (a category, a phrase of unknown words).
+    most: int | None = None
+    most_fuzzy: int | None = None
 
     @property
     def has_fuzzy(self) -> bool:
@@ -156,17 +161,18 @@ def _exact_terms(term: Term) -> list[Term]:
 
 def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan:
     """Look the query's words up in the lexicon and the category names."""
-    single = [t.words[0] for c in parsed.clauses for t in c.terms if t.is_word]
-    held = lexicon.known(sess, single)
+    written = [[t for term in c.terms for t in _exact_terms(term)] for c in parsed.clauses]
+    held = lexicon.known(sess, [w for terms in written for t in terms for w in t.words])
     clauses = []
     for position, clause in enumerate(parsed.clauses):
-        exact = [t for term in clause.terms for t in _exact_terms(term)]
+        exact = written[position]
         prefix = _typed(parsed, clause, last=position == len(parsed.clauses) - 1)
         # as written, something can match it: a known word, a phrase, a synonym
         written_known = len(exact) > 1 or any(
             not t.is_word or t.words[0] in held for t in clause.terms
         )
         fuzzy: list[Term] = []
+        fuzzy_most = 0  # the products the fuzzy terms add, at most
         completions = _completions(sess, prefix) if prefix else []
         completes = bool(completions)
         for term in clause.terms:
@@ -177,14 +183,19 @@ def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan
                 continue  # a word being typed that starts real words is not misspelt (yet)
             near = lexicon.neighbours(sess, word, lexicon.typo_budget(word))
             near = [n for n in near if n.distance == near[0].distance][:TYPO_CHOICES]
-            fuzzy.extend(Term((n.term,)) for n in near if Term((n.term,)) not in exact)
+            near = [n for n in near if Term((n.term,)) not in exact]
+            fuzzy.extend(Term((n.term,)) for n in near)
+            fuzzy_most += sum(n.weight for n in near)
         # a completion with an exact term's stem matches nothing new ("speakers")
         stems = {stem(t.words[0]) for t in exact if t.is_word}
-        fuzzy.extend(Term((word,)) for word in completions if stem(word) not in stems)
+        completing = [(w, n) for w, n in completions if stem(w) not in stems]
+        fuzzy.extend(Term((word,)) for word, _ in completing)
+        fuzzy_most += sum(n for _, n in completing)
         exact_categories = categories.named_by(exact)
         fuzzy_categories = categories.named_by(fuzzy)
         if prefix:
             fuzzy_categories |= categories.started_by(prefix)
+        most = at_most(exact, held) if not exact_categories else None
         clauses.append(
             ClausePlan(
                 exact=tuple(dict.fromkeys(exact)),
@@ -195,19 +206,21 @@ def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan
                 unknown=not (fuzzy or completes or exact_categories or fuzzy_categories)
                 and not written_known,
                 guessed=bool(fuzzy) and not (completes or exact_categories) and not written_known,
+                most=most,
+                most_fuzzy=most + fuzzy_most if most is not None and not fuzzy_categories else None,
             )
         )
     return SearchPlan(tuple(clauses), parsed.excluded)
 
 
-def _completions(sess: Session, prefix: str) -> list[str]:
-    """The lexicon's most used words that `prefix` starts (not itself).
+def _completions(sess: Session, prefix: str) -> list[tuple[str, int]]:
+    """The lexicon's most used words that `prefix` starts (not itself), with their weights.
 
     Matched as words, stemmed as the products' words were (the engines' own prefix match
     stems the prefix first: "edgy", stem "edgi", missed "Edgyphone"; it also scans every
     indexed word the prefix starts).
     """
-    return [w for w, _ in lexicon.starting_with(sess, prefix, COMPLETIONS + 1) if w != prefix][
+    return [(w, n) for w, n in lexicon.starting_with(sess, prefix, COMPLETIONS + 1) if w != prefix][
         :COMPLETIONS
     ]
 
