@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,5 +141,64 @@ def test_0008_swaps_the_dispatch_jobs_for_the_relay_and_back(
                 )
             ).all()
         assert jobs == [("dispatch:order:2", "2")]
+    finally:
+        engine.dispose()
+
+
+def test_0010_builds_its_index_while_products_are_written(
+    pg_server: servers.PostgresServer,
+) -> None:
+    """A build waiting on an open write lets other writes by (CONCURRENTLY: a plain CREATE
+    INDEX queues them behind it, the whole build long at 1,000,000 products) and ends valid."""
+    url = pg_server.create_database("flipkart_0010")
+    config = migrate.alembic_config(url)
+    command.upgrade(config, "0009")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO categories (name, slug, created_at)"
+                    " VALUES ('Phones', 'phones', now())"
+                )
+            )
+            for n in (1, 2):
+                conn.execute(
+                    text(
+                        "INSERT INTO products (sku, slug, name, description, brand, price, mrp,"
+                        " currency, stock, rating, images, category_id, created_at, updated_at)"
+                        " VALUES (:sku, :sku, 'Phone', '', 'Acme', 100, 100, 'INR', 1, 4, '[]',"
+                        " 1, now(), now())"
+                    ),
+                    {"sku": f"sku-{n}"},
+                )
+        holder = engine.connect()  # an order in flight: its transaction holds a row
+        holder.execute(text("UPDATE products SET stock = 0 WHERE sku = 'sku-1'"))
+        build = threading.Thread(target=command.upgrade, args=(config, "0010"))
+        build.start()
+        try:
+            with engine.connect() as conn:
+                waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted"  # on holder
+                for _ in range(100):
+                    if conn.scalar(text(waiting)):
+                        break
+                    time.sleep(0.05)
+                assert conn.scalar(text(waiting)) == 1
+                conn.execute(text("SET lock_timeout = '2s'"))  # a plain build: LockNotAvailable
+                conn.execute(text("UPDATE products SET stock = 5 WHERE sku = 'sku-2'"))
+                conn.commit()
+            holder.commit()
+        finally:
+            holder.close()
+            build.join(timeout=30)
+        assert not build.is_alive()
+        with engine.connect() as conn:
+            valid = conn.scalar(
+                text(
+                    "SELECT indisvalid FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid"
+                    " WHERE relname = 'ix_products_facet_keys'"
+                )
+            )
+        assert valid is True
     finally:
         engine.dispose()

@@ -4,7 +4,8 @@ band, rating and stock state.
 Each facet is counted under every filter of the request except its own (disjunctive
 faceting, as Algolia and Meilisearch count): with `brand=Sony` the brand counts still show
 how many Samsung products there are, so a shopper sees what switching would give. The
-counts are exact: one GROUP BY per facet over the matching rows, in the page's transaction.
+counts are exact: one GROUP BY per facet over the matching rows, in the page's transaction
+(a category word's: the category's products, from an index alone, and the word's outside it).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, func, select, true, union_all
 from sqlalchemy.orm import Session
 
 from .listing import filters
@@ -52,13 +53,12 @@ def facet_counts(
     for name in query.facet_names:
         scans.setdefault(name if own[name] else None, []).append(name)
     counted: dict[str, Any] = {}
+    parts = (found.parts or (found.anywhere,)) if found is not None else (true(),)
     for but, names in scans.items():
         where = filters(query, but=but)
-        if found is not None:
-            where.append(found.anywhere)
         if category_ids is not None and but != "category":
             where.append(Product.category_id.in_(category_ids))
-        cube = _cube(sess, where)
+        cube = _cube(sess, [[*where, part] for part in parts])
         for name in names:
             counted[name] = _COUNTERS[name](sess, cube)
     return Facets(**counted)
@@ -72,10 +72,20 @@ _RATED = case(*((Product.rating >= r, r) for r in RATINGS), else_=0)
 _SELLING = case((Product.stock > 0, 1), else_=0)
 
 
-def _cube(sess: Session, where: list[ColumnElement[bool]]) -> list[Any]:
-    """(brand, category id, price band, rating band, selling, count) of the matches."""
+def _cube(sess: Session, parts: list[list[ColumnElement[bool]]]) -> list[Any]:
+    """(brand, category id, price band, rating band, selling, count) of the matches: those
+    of each part of the query (disjoint: search.Matcher.parts), added up."""
     keys = (Product.brand, Product.category_id, _BAND, _RATED, _SELLING)
-    return list(sess.execute(select(*keys, func.count()).where(*where).group_by(*keys)).all())
+    if len(parts) == 1:
+        stmt = select(*keys, func.count()).where(*parts[0]).group_by(*keys)
+        return list(sess.execute(stmt).all())
+    named: list[Any] = [key.label(name) for key, name in zip(keys, _KEY_NAMES, strict=True)]
+    each = union_all(*(select(*named).where(*where) for where in parts)).subquery("matches")
+    columns = [each.c[name] for name in _KEY_NAMES]
+    return list(sess.execute(select(*columns, func.count()).group_by(*columns)).all())
+
+
+_KEY_NAMES = ("brand", "category_id", "band", "rated", "selling")
 
 
 def _sum(cube: list[Any], column: int) -> Counter[Any]:

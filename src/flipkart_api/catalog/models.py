@@ -57,6 +57,8 @@ class Product(Base):
         Index("ix_products_category_id_price_id", "category_id", "price", "id"),
         Index("ix_products_category_id_rating_id", "category_id", "rating", "id"),
         Index("ix_products_brand_lower", func.lower(text("brand"))),
+        # Every facet key: a category's facet counts are an index-only scan (facets.py).
+        Index("ix_products_facet_keys", "category_id", "brand", "price", "rating", "stock"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

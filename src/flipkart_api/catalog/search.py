@@ -50,6 +50,7 @@ class Matcher:
     body_hint: ColumnElement[bool] | None  # implied by "tier 1 but not 2" (PostgreSQL)
     widened: ColumnElement[bool] | None = None  # tier 2 where a typo, completion... let it in
     walked: frozenset[int] = frozenset()  # tiers whose newest matches are found by walking ids
+    parts: tuple[ColumnElement[bool], ...] = ()  # `anywhere` split apart, for facets (_parts)
 
     @property
     def anywhere(self) -> ColumnElement[bool]:
@@ -176,7 +177,23 @@ def matcher(plan: SearchPlan, dialect: str) -> Matcher:
         tiers[0] = and_(_tier(relaxed, "all", relaxed.has_fuzzy, engine), excluded)
     widened = _widened(plan, engine, tiers[2], excluded) if plan.has_fuzzy else None
     walked = walked_tiers(plan, relaxed) if engine.postgres else frozenset()
-    return Matcher(tiers, _body_hint(plan) if engine.postgres else None, widened, walked)
+    body = _body_hint(plan) if engine.postgres else None
+    return Matcher(tiers, body, widened, walked, _parts(plan, engine, excluded))
+
+
+def _parts(plan: SearchPlan, engine: _Engine, excluded: ColumnElement[bool]) -> tuple[Any, ...]:
+    """What one clause naming categories finds anywhere, as the categories' products and its
+    words' outside them (facets.py counts each apart, the first from an index alone: the
+    OR made PostgreSQL read 250,000 rows for "electronics" at 1,000,000 products, 1.1 s)."""
+    clause = plan.clauses[0]
+    categories = clause.exact_categories | (clause.fuzzy_categories if plan.has_fuzzy else set())
+    if len(plan.clauses) > 1 or clause.unknown or not categories:
+        return ()
+    inside = Product.category_id.in_(sorted(categories))
+    if not _options(clause, plan.has_fuzzy):
+        return (and_(inside, excluded),)
+    words = engine.match("all", engine.clause_text(clause, plan.has_fuzzy))
+    return and_(inside, excluded), and_(words, not_(inside), excluded)
 
 
 def _widened(
