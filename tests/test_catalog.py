@@ -403,6 +403,26 @@ def test_postgres_walks_the_newest_ids_for_words_that_may_often_meet(catalog: Fl
     assert "ix_products_title_vector" in rare, rare
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_postgres_seed_leaves_every_page_all_visible(app: Flask) -> None:
+    """So facet counts read ix_products_facet_keys alone (an index-only scan visits the heap
+    for pages not all-visible). The test server commits asynchronously, as the bench's did."""
+    from sqlalchemy import text
+
+    from flipkart_api.catalog.seed import seed_catalog, settle
+    from flipkart_api.db import engine, session
+
+    with app.app_context():
+        seed_catalog(session(), 400)
+        settle(engine())
+        with engine().connect() as conn:
+            pages = conn.execute(
+                text("SELECT relpages, relallvisible FROM pg_class WHERE relname = 'products'")
+            ).one()
+    assert pages[0] > 0
+    assert pages[1] == pages[0], pages
+
+
 def test_seeding_again_adds_only_the_missing_products_without_id_gaps(app: Flask) -> None:
     """Re-seeding to a larger catalog keeps ids dense: a conflicting insert burns an id.
 

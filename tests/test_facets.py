@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from flipkart_api.catalog.facets import PRICE_EDGES
+from flipkart_api.catalog.seed import settle
 
 from .test_catalog import walk
 
@@ -91,11 +92,8 @@ def test_postgres_counts_a_category_words_products_from_an_index_alone(catalog: 
     finally:
         event.remove(eng, "before_cursor_execute", record)
     assert statements
-    with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        # The visibility map, as at 1,000,000: VACUUM sets it only for commits on disk (the
-        # test server commits asynchronously), so a checkpoint first
-        conn.exec_driver_sql("CHECKPOINT")
-        conn.exec_driver_sql("VACUUM ANALYZE products")
+    settle(eng)  # as a seed leaves the table: every page all-visible (test_catalog.py)
+    with eng.connect() as conn:
         # 400 products: it would scan them, or gather a few pages' rows from a bitmap
         conn.exec_driver_sql("SET enable_seqscan = off")
         conn.exec_driver_sql("SET enable_bitmapscan = off")
