@@ -1,6 +1,7 @@
 """Search, suggestion and facet latency, uncached, against catalog size (issue: search).
 
-PostgreSQL at 10,000 and 1,000,000 products with 10 clients, and SQLite at 100,000 with one,
+PostgreSQL at 10,000 and 1,000,000 products with 10 clients (the targets) and with one (what
+an answer costs alone, with no queue on 2 CPUs), and SQLite at 100,000 with one,
 each through one replica whose REDIS_URL points at a closed port (X-Cache: BYPASS: every
 answer is computed). The queries are the judged set's (bench/search_judgments.json: words,
 typos, prefixes, syntax, nonsense), in turn; suggestions ask for a prefix of each (as
@@ -116,8 +117,9 @@ def postgres(
                 stack.cli(env, "seed", "--products", str(size))
             seeded = round(time.monotonic() - started, 1)
             print(f"postgresql, {size:,} products (seeded in {seeded} s)", flush=True)
-            for row in _measure(env, workdir, list(_paths()), 10, profile):
-                out.append({"backend": "postgresql", "products": size, "seed_s": seeded, **row})
+            for clients in (10, 1):  # the targets'; one alone: each answer's own cost
+                for row in _measure(env, workdir, list(_paths()), clients, profile):
+                    out.append({"backend": "postgresql", "products": size, "seed_s": seeded, **row})
     finally:
         engine.dispose()
         pg.stop()
@@ -141,8 +143,9 @@ def sqlite(workdir: Path, size: int, profile: dict[str, int]) -> list[Any]:
 
 
 def _p(rows: list[Any], backend: str, size: int, read: str, pct: str) -> float:
+    clients = 10 if backend == "postgresql" else 1  # the targets'
     for r in rows:
-        if (r["backend"], r["products"], r["read"]) == (backend, size, read):
+        if (r["backend"], r["products"], r["read"], r["clients"]) == (backend, size, read, clients):
             return float(r[f"{pct}_ms"]["median"])
     return float("nan")
 

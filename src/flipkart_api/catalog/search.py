@@ -13,7 +13,7 @@ and rank the same way:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,12 +133,13 @@ _POSTGRES = _Engine(_pg_clause, _pg_any, _pg_match, " & ", postgres=True)
 _SQLITE = _Engine(_fts_clause, _fts_any, _fts_match, " AND ", postgres=False)
 
 
-def _tier(plan: SearchPlan, where: str, fuzzy: bool, engine: _Engine) -> ColumnElement[bool]:
-    """Every clause: its words in `where`, or the product in a category it names.
-
-    A clause nothing can match (no word of it in the lexicon, no typo, category or
-    completion) makes this false outright: asked anyway, PostgreSQL guessed a few hundred
-    rows for an unknown word and walked every product looking for them (0.8 s at 1M).
+def _tier(
+    plan: SearchPlan, where: str, fuzzy: bool, engine: _Engine, outside: Collection[int] = ()
+) -> ColumnElement[bool]:
+    """Every clause: its words in `where`, or the product in a category it names (bar those
+    in `outside`). A clause nothing can match (no word of it in the lexicon, no typo,
+    category or completion) makes this false outright: asked anyway, PostgreSQL guessed a
+    few hundred rows for an unknown word and walked every product for them (0.8 s at 1M).
     """
     if any(clause.unknown for clause in plan.clauses):
         return false()
@@ -146,7 +147,10 @@ def _tier(plan: SearchPlan, where: str, fuzzy: bool, engine: _Engine) -> ColumnE
     steered: list[ColumnElement[bool]] = []
     for clause in plan.clauses:
         categories = clause.exact_categories | (clause.fuzzy_categories if fuzzy else frozenset())
-        if categories and not _options(clause, fuzzy):  # a category the word being typed starts
+        categories = categories.difference(outside)
+        if not _options(clause, fuzzy):  # a category the word being typed starts
+            if not categories:
+                return false()
             steered.append(Product.category_id.in_(sorted(categories)))
         elif categories:
             words = engine.match(where, engine.clause_text(clause, fuzzy))
@@ -182,18 +186,17 @@ def matcher(plan: SearchPlan, dialect: str) -> Matcher:
 
 
 def _parts(plan: SearchPlan, engine: _Engine, excluded: ColumnElement[bool]) -> tuple[Any, ...]:
-    """What one clause naming categories finds anywhere, as the categories' products and its
-    words' outside them (facets.py counts each apart, the first from an index alone: the
-    OR made PostgreSQL read 250,000 rows for "electronics" at 1,000,000 products, 1.1 s)."""
-    clause = plan.clauses[0]
-    categories = clause.exact_categories | (clause.fuzzy_categories if plan.has_fuzzy else set())
-    if len(plan.clauses) > 1 or clause.unknown or not categories:
+    """`anywhere` split where every clause names a category: the products of the categories
+    all name, and the matches outside them (facets.py counts each apart, the first from an
+    index alone: as one OR, PostgreSQL read 250,000 rows for "electronics" at 1M, 1.1 s)."""
+    fuzzy = plan.has_fuzzy
+    named = [c.exact_categories | (c.fuzzy_categories if fuzzy else set()) for c in plan.clauses]
+    common = frozenset.intersection(*map(frozenset, named))
+    if not common or any(clause.unknown for clause in plan.clauses):
         return ()
-    inside = Product.category_id.in_(sorted(categories))
-    if not _options(clause, plan.has_fuzzy):
-        return (and_(inside, excluded),)
-    words = engine.match("all", engine.clause_text(clause, plan.has_fuzzy))
-    return and_(inside, excluded), and_(words, not_(inside), excluded)
+    inside = Product.category_id.in_(sorted(common))
+    rest = _tier(plan, "all", fuzzy, engine, outside=common)
+    return and_(inside, excluded), and_(rest, not_(inside), excluded)
 
 
 def _widened(
