@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from flipkart_api import migrate
 from flipkart_api.auth import models as _auth  # noqa: F401 - registers tables
@@ -100,15 +101,22 @@ def test_a_revision_written_by_our_template_is_seen(migrations_copy: Path) -> No
     assert migrate.schema_is_current("9999")
 
 
+def _database_at(
+    pg_server: servers.PostgresServer, name: str, revision: str
+) -> tuple[Config, Engine]:
+    """A new database migrated to `revision`: its Alembic config, and an engine on it."""
+    url = pg_server.create_database(name)
+    config = migrate.alembic_config(url)
+    command.upgrade(config, revision)
+    return config, create_engine(url)
+
+
 def test_0008_swaps_the_dispatch_jobs_for_the_relay_and_back(
     pg_server: servers.PostgresServer,
 ) -> None:
     """Upgrade: a waiting dispatch job goes (the relay takes its event); downgrade: every
     undispatched event gets the dispatch job the older worker needs (PostgreSQL)."""
-    url = pg_server.create_database("flipkart_0008")
-    config = migrate.alembic_config(url)
-    command.upgrade(config, "0007")
-    engine = create_engine(url)
+    config, engine = _database_at(pg_server, "flipkart_0008", "0007")
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -150,28 +158,9 @@ def test_0010_builds_its_index_while_products_are_written(
 ) -> None:
     """A build waiting on an open write lets other writes by (CONCURRENTLY: a plain CREATE
     INDEX queues them behind it, the whole build long at 1,000,000 products) and ends valid."""
-    url = pg_server.create_database("flipkart_0010")
-    config = migrate.alembic_config(url)
-    command.upgrade(config, "0009")
-    engine = create_engine(url)
+    config, engine = _database_at(pg_server, "flipkart_0010", "0009")
     try:
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO categories (name, slug, created_at)"
-                    " VALUES ('Phones', 'phones', now())"
-                )
-            )
-            for n in (1, 2):
-                conn.execute(
-                    text(
-                        "INSERT INTO products (sku, slug, name, description, brand, price, mrp,"
-                        " currency, stock, rating, images, category_id, created_at, updated_at)"
-                        " VALUES (:sku, :sku, 'Phone', '', 'Acme', 100, 100, 'INR', 1, 4, '[]',"
-                        " 1, now(), now())"
-                    ),
-                    {"sku": f"sku-{n}"},
-                )
+        _two_products(engine)
         holder = engine.connect()  # an order in flight: its transaction holds a row
         holder.execute(text("UPDATE products SET stock = 0 WHERE sku = 'sku-1'"))
         build = threading.Thread(target=command.upgrade, args=(config, "0010"))
@@ -202,3 +191,18 @@ def test_0010_builds_its_index_while_products_are_written(
         assert valid is True
     finally:
         engine.dispose()
+
+
+_PRODUCT = (
+    "INSERT INTO products (sku, slug, name, description, brand, price, mrp, currency, stock,"
+    " rating, images, category_id, created_at, updated_at) VALUES (:sku, :sku, 'Phone', '',"
+    " 'Acme', 100, 100, 'INR', 1, 4, '[]', 1, now(), now())"
+)
+
+
+def _two_products(engine: Engine) -> None:
+    """sku-1 and sku-2, in category 1, written as SQL (the models may be ahead of the schema)."""
+    with engine.begin() as conn:
+        category = "INSERT INTO categories (name, slug, created_at) VALUES ('P', 'p', now())"
+        conn.execute(text(category))
+        conn.execute(text(_PRODUCT), [{"sku": "sku-1"}, {"sku": "sku-2"}])
