@@ -111,10 +111,13 @@ def settle(engine: Engine) -> None:
     """
     statements = ["INSERT INTO products_fts(products_fts) VALUES ('optimize')", "ANALYZE"]
     if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:  # the flush
-            conn.execute(text("SET LOCAL synchronous_commit = on"))
-            conn.execute(text("ANALYZE search_terms"))
-        statements = ["VACUUM (ANALYZE) products", "VACUUM (ANALYZE) search_terms"]
+        statements = [
+            "SET synchronous_commit = on",
+            "ANALYZE search_terms",  # the flush (each statement commits on its own here)
+            "VACUUM (ANALYZE) products",
+            "VACUUM (ANALYZE) search_terms",
+            "RESET synchronous_commit",
+        ]
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for statement in statements:
             conn.execute(text(statement))
