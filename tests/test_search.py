@@ -82,6 +82,8 @@ def test_the_word_being_typed_is_a_prefix(catalog: Flask, client: FlaskClient) -
         ("smartphone", "mobiles"), ("tv", "televisions"), ("television", "televisions"),
         ("kitchen appliances", "kitchen-appliances"), ("footwear", "footwear"),
         ("laptops", "laptops"), ("notebook", "laptops"),
+        # two words that are one ("cell phone": cellphone, a synonym of phone; and words)
+        ("cell phone", "mobiles"), ("note book", "laptops"),
     ],
 )  # fmt: skip
 def test_category_words_and_synonyms_steer(
@@ -91,6 +93,19 @@ def test_category_words_and_synonyms_steer(
     items = search(client, q, limit=20)["items"]
     assert len(items) == 20, q
     assert {p["category"]["slug"] for p in items} == {leaf}, (q, [p["name"] for p in items])
+
+
+def test_two_words_written_apart_find_the_one_word(catalog: Flask, client: FlaskClient) -> None:
+    """ "head phones" is headphones (or both words, which no product has together). Sorted,
+    so only what matches every clause (a relevance page goes on with "head" alone)."""
+
+    def found(q: str) -> set[str]:
+        return {p["name"] for p in search(client, q, limit=50, sort="price")["items"]}
+
+    apart = found("head phones")
+    assert apart == found("headphones")
+    assert apart
+    assert all("Headphones" in name for name in apart), apart
 
 
 def test_a_top_category_word_covers_its_sub_categories(catalog: Flask, client: FlaskClient) -> None:

@@ -159,10 +159,27 @@ def _exact_terms(term: Term) -> list[Term]:
     return terms
 
 
+def _joins(parsed: Parsed) -> dict[int, list[Term]]:
+    """Two words next to each other as one, with its synonyms ("cell phone": cellphone, so
+    phone, mobile...), by the first one's clause, as Meilisearch concatenates query words."""
+    pairs = enumerate(zip(parsed.clauses, parsed.clauses[1:], strict=False))
+    return {
+        n: _exact_terms(Term((a.terms[0].words[0] + b.terms[0].words[0],)))
+        for n, (a, b) in pairs
+        if len(a.terms) == len(b.terms) == 1 and a.terms[0].is_word and b.terms[0].is_word
+    }
+
+
 def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan:
     """Look the query's words up in the lexicon and the category names."""
     written = [[t for term in c.terms for t in _exact_terms(term)] for c in parsed.clauses]
-    held = lexicon.known(sess, [w for terms in written for t in terms for w in t.words])
+    joins = _joins(parsed)
+    words = [w for terms in [*written, *joins.values()] for t in terms for w in t.words]
+    held = lexicon.known(sess, words)
+    for first, terms in joins.items():  # (a AND b) OR ab: ab in both clauses
+        if terms[0].words[0] in held or len(terms) > 1:  # the catalog's word, or a synonym's
+            for position in (first, first + 1):
+                written[position] += [t for t in terms if t not in written[position]]
     clauses = []
     for position, clause in enumerate(parsed.clauses):
         exact = written[position]
