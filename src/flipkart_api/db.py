@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 # Any fixed key works: it only has to be the same for every replica running `migrate`.
 MIGRATION_LOCK_KEY = 0x666B617069  # "fkapi"
+MIGRATION_LOCK_POLL_S = 0.2  # between tries of the lock (migration_lock)
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -181,11 +183,18 @@ def insert_ignoring_conflicts(sess: Session, table: Any) -> Any:
 
 @contextlib.contextmanager
 def migration_lock(conn: Connection) -> Iterator[None]:
-    """Serialise concurrent `migrate` runs (several replicas) with a PostgreSQL advisory lock."""
+    """Serialise concurrent `migrate` runs (several replicas) with a PostgreSQL advisory lock.
+
+    Tried, not waited for: a run blocked in pg_advisory_lock() holds a snapshot, which a
+    CREATE INDEX CONCURRENTLY of the lock's holder waits for (migration 0010), and the
+    deadlock detector ended every waiting run. Between tries no transaction is open.
+    """
     if conn.dialect.name != "postgresql":
         yield  # SQLite is single-host; its own file lock serialises writers.
         return
-    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+    while not conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY}):
+        conn.rollback()
+        time.sleep(MIGRATION_LOCK_POLL_S)
     try:
         yield
     finally:
