@@ -10,7 +10,7 @@ Facet counts group a query's matches by brand, category, price band, rating band
 keys in one index, the category's share is an index-only scan (about 0.1 s).
 
 Safe on a live table of 1,000,000 products: on PostgreSQL the index is built CONCURRENTLY
-(about 2 s there; writes go on), outside the migration's transaction, after dropping what a
+(2.4 s there, measured; writes go on), outside the migration's transaction, after dropping what a
 failed concurrent build may have left (an invalid index of the same name).
 """
 
