@@ -177,7 +177,7 @@ def plan(sess: Session, parsed: Parsed, categories: CategoryWords) -> SearchPlan
     words = [w for terms in [*written, *joins.values()] for t in terms for w in t.words]
     held = lexicon.known(sess, words)
     for first, terms in joins.items():  # (a AND b) OR ab: ab in both clauses
-        if terms[0].words[0] in held or len(terms) > 1:  # the catalog's word, or a synonym's
+        if terms[0].words[0] in held or len(terms) > 1:  # the catalog's, or with synonyms, "256 gb"
             for position in (first, first + 1):
                 written[position] += [t for t in terms if t not in written[position]]
     clauses = []
