@@ -192,7 +192,7 @@ def _parts(plan: SearchPlan, engine: _Engine, excluded: ColumnElement[bool]) -> 
     fuzzy = plan.has_fuzzy
     named = [c.exact_categories | (c.fuzzy_categories if fuzzy else set()) for c in plan.clauses]
     common = frozenset.intersection(*map(frozenset, named))
-    if not common or any(clause.unknown for clause in plan.clauses):
+    if not common:  # (a clause naming a category is never unknown)
         return ()
     inside = Product.category_id.in_(sorted(common))
     rest = _tier(plan, "all", fuzzy, engine, outside=common)
